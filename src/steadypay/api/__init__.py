@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): routers, schemas, error mapping, app factory."""

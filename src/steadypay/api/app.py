@@ -1,0 +1,134 @@
+"""The ASGI application factory.
+
+``create_app(settings)`` is used by tests and by ``steadypay up`` (through :func:`app_from_env`,
+which uvicorn calls in each worker process). The container is built in the lifespan, inside the
+worker's event loop, never at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from steadypay import __version__, bootstrap
+from steadypay.api.context import RequestIdMiddleware, request_id
+from steadypay.api.responses import error_response, json_response
+from steadypay.api.routes import health, money, users, wallets
+from steadypay.config import Settings
+from steadypay.errors import (
+    AuthenticationError,
+    NotFound,
+    PermissionDenied,
+    SteadypayError,
+    ValidationError,
+)
+from steadypay.idempotency.service import purge_forever
+
+log = structlog.get_logger(__name__)
+
+DESCRIPTION = """\
+A double-entry payment ledger on PostgreSQL. Amounts are decimal strings in major units.
+Money-moving POSTs need an `Idempotency-Key` header. Authenticate with `Authorization: Bearer
+<key>`. Errors: `{"error": {"code", "message", "param", "request_id"}}`.
+"""
+
+
+def create_app(settings: Settings, container: bootstrap.Container | None = None) -> FastAPI:
+    """The app. Pass ``container`` to share one built elsewhere (tests); else it is built here."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = container is None
+        app.state.container = container or await bootstrap.build(settings)
+        purger = asyncio.create_task(
+            purge_forever(app.state.container.db, settings.idempotency_purge_interval_s)
+        )
+        try:
+            yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            if owned:
+                await app.state.container.close()
+
+    app = FastAPI(
+        title="steadypay",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestIdMiddleware)
+    install_error_handlers(app)
+    for router in (health.router, users.router, wallets.router, money.router):
+        app.include_router(router)
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SteadypayError)
+    async def _ours(_: Request, exc: SteadypayError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+        return error_response(validation_error_from(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        error: SteadypayError
+        if exc.status_code == 404:
+            error = NotFound("no such route")
+        elif exc.status_code == 401:
+            error = AuthenticationError()
+        elif exc.status_code == 403:
+            error = PermissionDenied()
+        else:
+            return json_response(
+                {
+                    "error": {
+                        "code": "http_error",
+                        "message": str(exc.detail),
+                        "param": None,
+                        "request_id": request_id(),
+                    }
+                },
+                exc.status_code,
+                headers=dict(exc.headers or {}),
+            )
+        return error_response(error)
+
+    @app.exception_handler(Exception)
+    async def _bug(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled_error", error=repr(exc))
+        return error_response(SteadypayError())
+
+
+def validation_error_from(exc: RequestValidationError) -> ValidationError:
+    """The first problem of a pydantic validation failure, as our 400 error."""
+    problems = exc.errors()
+    if not problems:
+        return ValidationError()
+    first = problems[0]
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if first.get("type") == "json_invalid":
+        message = "the request body is not valid JSON"
+    elif first.get("type") == "string_type" and location and location[-1] == "amount":
+        message = 'amount must be a string such as "12.34", not a JSON number'
+    param = ".".join(location) or None
+    return ValidationError(message, param=param)
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for worker processes: settings come from STEADYPAY_* variables."""
+    settings = Settings()
+    bootstrap.configure_logging(settings)
+    return create_app(settings)

@@ -1,0 +1,54 @@
+"""FastAPI dependencies: the container, the calling principal, the idempotency key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from steadypay.bootstrap import Container
+from steadypay.errors import PermissionDenied
+from steadypay.idempotency.domain import validate_key
+from steadypay.identity.domain import Principal
+
+
+def container(request: Request) -> Container:
+    built: Container = request.app.state.container
+    return built
+
+
+ContainerDep = Annotated[Container, Depends(container)]
+
+
+async def principal(
+    c: ContainerDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal:
+    return await c.identity.authenticate(authorization)
+
+
+PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+async def admin(who: PrincipalDep) -> Principal:
+    if not who.is_admin:
+        raise PermissionDenied("this needs the admin key")
+    return who
+
+
+AdminDep = Annotated[Principal, Depends(admin)]
+
+
+def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Required on money-moving POSTs: 1-255 chars, unique per request.",
+        ),
+    ] = None,
+) -> str:
+    return validate_key(key)
+
+
+IdempotencyKeyDep = Annotated[str, Depends(idempotency_key)]

@@ -1,0 +1,123 @@
+"""/v1/deposits, /v1/withdrawals, /v1/transfers"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from steadypay.api.deps import AdminDep, ContainerDep, IdempotencyKeyDep, PrincipalDep
+from steadypay.api.responses import json_response, outcome_response, render_transfer_outcome
+from steadypay.api.routes.wallets import visible_wallet
+from steadypay.api.schemas import (
+    CreateDeposit,
+    CreateTransfer,
+    CreateWithdrawal,
+    ErrorOut,
+    TransferListOut,
+    TransferOut,
+    transfer_json,
+)
+from steadypay.errors import NotFound
+
+router = APIRouter(tags=["money"])
+
+MONEY_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorOut, "description": "validation_error, idempotency_key_required"},
+    403: {"model": ErrorOut, "description": "forbidden: debiting someone else's wallet"},
+    404: {"model": ErrorOut, "description": "not_found: a wallet is missing (recorded failed)"},
+    409: {"model": ErrorOut, "description": "idempotency_key_in_use"},
+    422: {
+        "model": ErrorOut,
+        "description": "insufficient_funds, currency_mismatch, idempotency_key_reuse; "
+        "business failures carry the failed transfer's id",
+    },
+    503: {"model": ErrorOut, "description": "database_unavailable, ledger_busy: retry, same key"},
+}
+
+
+@router.post(
+    "/v1/deposits",
+    status_code=201,
+    response_model=TransferOut,
+    responses=MONEY_RESPONSES,
+    summary="Deposit into a wallet (admin)",
+)
+async def create_deposit(
+    body: CreateDeposit, key: IdempotencyKeyDep, c: ContainerDep, who: AdminDep
+) -> Response:
+    outcome = await c.payments.submit(who, key, body.movement(), render_transfer_outcome)
+    return outcome_response(outcome)
+
+
+@router.post(
+    "/v1/withdrawals",
+    status_code=201,
+    response_model=TransferOut,
+    responses=MONEY_RESPONSES,
+    summary="Withdraw from a wallet (owner or admin)",
+)
+async def create_withdrawal(
+    body: CreateWithdrawal, key: IdempotencyKeyDep, c: ContainerDep, who: PrincipalDep
+) -> Response:
+    outcome = await c.payments.submit(who, key, body.movement(), render_transfer_outcome)
+    return outcome_response(outcome)
+
+
+@router.post(
+    "/v1/transfers",
+    status_code=201,
+    response_model=TransferOut,
+    responses=MONEY_RESPONSES,
+    summary="Move money between two wallets (owner of the source wallet, or admin)",
+)
+async def create_transfer(
+    body: CreateTransfer, key: IdempotencyKeyDep, c: ContainerDep, who: PrincipalDep
+) -> Response:
+    outcome = await c.payments.submit(who, key, body.movement(), render_transfer_outcome)
+    return outcome_response(outcome)
+
+
+@router.get(
+    "/v1/transfers/{transfer_id}",
+    response_model=TransferOut,
+    summary="A transfer (a party to it, or admin)",
+)
+async def get_transfer(transfer_id: UUID, c: ContainerDep, who: PrincipalDep) -> Response:
+    transfer = await c.wallets.transfer(transfer_id)
+    if transfer is None:
+        raise NotFound("no such transfer", param="transfer_id")
+    if not who.is_admin:
+        parties = [w for w in (transfer.from_wallet_id, transfer.to_wallet_id) if w]
+        owners = {w.user_id for w in [await c.wallets.get(p) for p in parties] if w}
+        if who.user_id not in owners:
+            raise NotFound("no such transfer", param="transfer_id")
+    return json_response(transfer_json(transfer))
+
+
+@router.get(
+    "/v1/transfers",
+    response_model=TransferListOut,
+    summary="Transfers, newest first: of one wallet, of all your wallets, or all (admin)",
+)
+async def list_transfers(
+    c: ContainerDep,
+    who: PrincipalDep,
+    wallet_id: UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: Annotated[UUID | None, Query(description="A transfer id (cursor)")] = None,
+) -> Response:
+    if wallet_id is not None:
+        await visible_wallet(c, who, wallet_id)
+        wallet_ids: list[UUID] | None = [wallet_id]
+    elif who.is_admin:
+        wallet_ids = None
+    else:
+        assert who.user_id is not None
+        wallet_ids = await c.wallets.user_wallet_ids(who.user_id)
+    page, has_more = await c.wallets.transfers(
+        wallet_ids=wallet_ids, limit=limit, starting_after=starting_after
+    )
+    return json_response({"data": [transfer_json(t) for t in page], "has_more": has_more})

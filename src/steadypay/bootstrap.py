@@ -1,0 +1,89 @@
+"""The composition root: builds every long-lived object from one Settings and wires them.
+
+Nothing else in steadypay opens a connection or reads configuration. The API, the CLI and the
+tests all start here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import structlog
+
+from steadypay.config import Settings
+from steadypay.db.pool import Database, PoolOptions, create_database
+from steadypay.identity.service import Identity
+from steadypay.ledger.service import Ledger, RetryPolicy
+from steadypay.ledger.wallets import Wallets
+from steadypay.payments.service import Payments
+
+
+@dataclass(slots=True)
+class Container:
+    settings: Settings
+    db: Database
+    identity: Identity
+    wallets: Wallets
+    ledger: Ledger
+    payments: Payments
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
+def pool_options(settings: Settings) -> PoolOptions:
+    return PoolOptions(
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        acquire_timeout_s=settings.db_acquire_timeout_s,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        lock_timeout_ms=settings.db_lock_timeout_ms,
+    )
+
+
+async def build(settings: Settings) -> Container:
+    if settings.admin_key is None:
+        raise RuntimeError(
+            "no admin key: set STEADYPAY_ADMIN_KEY (`steadypay up` generates one for you)"
+        )
+    db = await create_database(settings.require_database_url(), pool_options(settings))
+    wallets = Wallets(db)
+    ledger = Ledger(
+        db,
+        retry=RetryPolicy(
+            max_attempts=settings.ledger_max_attempts,
+            base_s=settings.ledger_retry_base_s,
+            cap_s=settings.ledger_retry_cap_s,
+        ),
+        idempotency_ttl_hours=settings.idempotency_ttl_hours,
+    )
+    return Container(
+        settings=settings,
+        db=db,
+        identity=Identity(db, settings.admin_key.get_secret_value()),
+        wallets=wallets,
+        ledger=ledger,
+        payments=Payments(ledger, wallets),
+    )
+
+
+def configure_logging(settings: Settings) -> None:
+    level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if settings.log_json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )

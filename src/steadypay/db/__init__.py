@@ -1,0 +1,1 @@
+"""Database plumbing: connection pool, migrations, embedded PostgreSQL."""

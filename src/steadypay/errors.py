@@ -1,0 +1,161 @@
+"""The one error hierarchy of steadypay.
+
+Every error a caller can see is one of these classes, each with a stable ``code``. Library
+exceptions (asyncpg, httpx, ...) are translated where they enter our code with
+``raise OurError(...) from exc``. HTTP status codes are mapped from these classes in one place,
+:mod:`steadypay.api.errors`, and a unit test checks every class has a mapping.
+
+    SteadypayError
+    ├── ValidationError                  validation_error          (bad input, nothing changed)
+    │   └── IdempotencyKeyRequired       idempotency_key_required
+    ├── AuthenticationError              unauthenticated
+    ├── PermissionDenied                 forbidden
+    ├── NotFound                         not_found
+    │   └── WalletNotFound               not_found     (a transfer named a missing wallet)
+    ├── Conflict
+    │   ├── WalletExists                 wallet_exists
+    │   ├── EmailTaken                   email_taken
+    │   └── IdempotencyKeyInUse          idempotency_key_in_use
+    ├── BusinessRuleViolation            (the request was valid; the ledger refused it)
+    │   ├── InsufficientFunds            insufficient_funds
+    │   ├── CurrencyMismatch             currency_mismatch
+    │   ├── BalanceLimitExceeded         balance_limit_exceeded
+    │   └── IdempotencyKeyReuse          idempotency_key_reuse
+    └── ServiceUnavailable               (an expected, transient condition: retry later)
+        ├── DatabaseUnavailable          database_unavailable
+        └── LedgerContention             ledger_busy
+            └── TransactionConflict      ledger_busy   (deadlock/serialization; retried inside)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SteadypayError(Exception):
+    """Base of every error steadypay reports to a caller."""
+
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "internal error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        param: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.param = param
+        self.details: dict[str, Any] = details or {}
+        super().__init__(self.message)
+
+
+class ValidationError(SteadypayError):
+    code = "validation_error"
+    default_message = "the request is invalid"
+
+
+class IdempotencyKeyRequired(ValidationError):
+    code = "idempotency_key_required"
+    default_message = "this request moves money and needs an Idempotency-Key header (1-255 chars)"
+
+
+class AuthenticationError(SteadypayError):
+    code = "unauthenticated"
+    default_message = "a valid 'Authorization: Bearer <key>' header is required"
+
+
+class PermissionDenied(SteadypayError):
+    code = "forbidden"
+    default_message = "you are not allowed to do this"
+
+
+class NotFound(SteadypayError):
+    code = "not_found"
+    default_message = "no such object"
+
+
+class WalletNotFound(NotFound):
+    default_message = "no such wallet"
+
+
+class Conflict(SteadypayError):
+    code = "conflict"
+    default_message = "the request conflicts with the current state"
+
+
+class WalletExists(Conflict):
+    code = "wallet_exists"
+    default_message = "this user already has a wallet in this currency"
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+    default_message = "a user with this email already exists"
+
+
+class IdempotencyKeyInUse(Conflict):
+    code = "idempotency_key_in_use"
+    default_message = (
+        "a request with this Idempotency-Key is still being processed; retry in a moment"
+    )
+
+
+class BusinessRuleViolation(SteadypayError):
+    code = "business_rule_violation"
+    default_message = "the ledger refused this operation"
+
+
+class InsufficientFunds(BusinessRuleViolation):
+    code = "insufficient_funds"
+    default_message = "the source wallet's available balance is too low"
+
+
+class CurrencyMismatch(BusinessRuleViolation):
+    code = "currency_mismatch"
+    default_message = "the wallets' currencies do not match the requested currency"
+
+
+class BalanceLimitExceeded(BusinessRuleViolation):
+    code = "balance_limit_exceeded"
+    default_message = "the operation would take a balance beyond the supported maximum"
+
+
+class IdempotencyKeyReuse(BusinessRuleViolation):
+    code = "idempotency_key_reuse"
+    default_message = (
+        "this Idempotency-Key was already used with a different request; use a new key"
+    )
+
+
+class ServiceUnavailable(SteadypayError):
+    code = "service_unavailable"
+    default_message = "temporarily unavailable; retry with the same Idempotency-Key"
+    retry_after_s: ClassVar[int] = 1
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    default_message = "the database is unavailable; retry with the same Idempotency-Key"
+
+
+class LedgerContention(ServiceUnavailable):
+    code = "ledger_busy"
+    default_message = "the ledger is under contention; retry with the same Idempotency-Key"
+
+
+class TransactionConflict(LedgerContention):
+    """A deadlock or serialization failure. The ledger retries these within a budget; one only
+    reaches a caller (as 503) when that budget is spent."""
+
+
+def all_error_classes() -> list[type[SteadypayError]]:
+    """Every class of the hierarchy, root included (for the mapping test and the docs)."""
+    found: list[type[SteadypayError]] = []
+    stack: list[type[SteadypayError]] = [SteadypayError]
+    while stack:
+        cls = stack.pop()
+        found.append(cls)
+        stack.extend(cls.__subclasses__())
+    return found

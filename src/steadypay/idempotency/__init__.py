@@ -1,0 +1,1 @@
+"""Stripe-style idempotency keys: the first response is stored with its effect and replayed."""

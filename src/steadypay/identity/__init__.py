@@ -1,0 +1,1 @@
+"""Users, their API keys, and who is calling (principals)."""

@@ -1,0 +1,1 @@
+"""The double-entry ledger: wallets (accounts), transfers, entries, and its audit."""

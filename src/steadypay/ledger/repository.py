@@ -1,0 +1,232 @@
+"""SQL of the ledger. Set-based: a batch costs the same number of statements as one transfer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from steadypay.ledger.domain import (
+    FAILURE_MESSAGES,
+    Account,
+    AccountKind,
+    FailureCode,
+    Posting,
+    Transfer,
+    TransferStatus,
+    TransferType,
+)
+
+_WALLET_COLUMNS = "id, kind, user_id, currency, balance, available_balance, created_at"
+_TRANSFER_COLUMNS = (
+    "id, type, status, from_wallet_id, to_wallet_id, amount, currency, description, "
+    "failure_code, failure_message, initiated_by, created_at, completed_at"
+)
+
+
+def account_from_row(row: asyncpg.Record) -> Account:
+    return Account(
+        id=row["id"],
+        kind=AccountKind(row["kind"]),
+        currency=row["currency"],
+        balance=row["balance"],
+        available_balance=row["available_balance"],
+    )
+
+
+def transfer_from_row(row: asyncpg.Record) -> Transfer:
+    return Transfer(
+        id=row["id"],
+        type=TransferType(row["type"]),
+        status=TransferStatus(row["status"]),
+        from_wallet_id=row["from_wallet_id"],
+        to_wallet_id=row["to_wallet_id"],
+        amount=row["amount"],
+        currency=row["currency"],
+        description=row["description"],
+        initiated_by=row["initiated_by"],
+        created_at=row["created_at"],
+        completed_at=row["completed_at"],
+        failure_code=FailureCode(row["failure_code"]) if row["failure_code"] else None,
+    )
+
+
+async def lock_accounts(
+    conn: asyncpg.Connection, wallet_ids: Iterable[UUID], system_currencies: Iterable[str]
+) -> tuple[dict[UUID, Account], dict[str, Account], datetime]:
+    """Lock the named wallets and the currencies' system accounts, always in id order.
+
+    The ORDER BY sits below the row-locking step in PostgreSQL's plan, so every transaction
+    takes its locks in the same global order and two transfers A->B and B->A cannot deadlock
+    (the seed locked sender then receiver, which does).
+    """
+    rows = await conn.fetch(
+        """
+        SELECT id, kind, currency, balance, available_balance, now() AS tx_now
+        FROM wallets
+        WHERE id = ANY($1::uuid[]) OR (kind = 'system' AND currency = ANY($2::text[]))
+        ORDER BY id
+        FOR UPDATE
+        """,
+        sorted(set(wallet_ids)),
+        sorted(set(system_currencies)),
+    )
+    accounts: dict[UUID, Account] = {}
+    systems: dict[str, Account] = {}
+    for row in rows:
+        account = account_from_row(row)
+        accounts[account.id] = account
+        if account.kind is AccountKind.SYSTEM:
+            systems[account.currency] = account
+    now = rows[0]["tx_now"] if rows else await conn.fetchval("SELECT now()")
+    return accounts, systems, now
+
+
+async def insert_transfers(conn: asyncpg.Connection, transfers: Sequence[Transfer]) -> None:
+    columns: list[list[Any]] = [[] for _ in range(12)]
+    for t in transfers:
+        values = (
+            t.id, t.type.value, t.status.value, t.from_wallet_id, t.to_wallet_id, t.amount,
+            t.currency, t.description, t.failure_code.value if t.failure_code else None,
+            FAILURE_MESSAGES[t.failure_code] if t.failure_code else None, t.initiated_by,
+            t.completed_at,
+        )  # fmt: skip
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    await conn.execute(
+        """
+        INSERT INTO transfers (id, type, status, from_wallet_id, to_wallet_id, amount, currency,
+                               description, failure_code, failure_message, initiated_by,
+                               completed_at)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
+                             $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[],
+                             $11::text[], $12::timestamptz[])
+        """,
+        *columns,
+    )
+
+
+async def insert_postings(conn: asyncpg.Connection, postings: Sequence[Posting]) -> None:
+    if not postings:
+        return
+    await conn.execute(
+        """
+        INSERT INTO entries (transfer_id, wallet_id, currency, amount, balance_before,
+                             balance_after)
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int8[],
+                             $6::int8[])
+        """,
+        [p.transfer_id for p in postings],
+        [p.wallet_id for p in postings],
+        [p.currency for p in postings],
+        [p.amount for p in postings],
+        [p.balance_before for p in postings],
+        [p.balance_after for p in postings],
+    )
+
+
+async def update_balances(conn: asyncpg.Connection, accounts: Iterable[Account]) -> None:
+    changed = list(accounts)
+    if not changed:
+        return
+    await conn.execute(
+        """
+        UPDATE wallets AS w
+        SET balance = v.balance, available_balance = v.available_balance, updated_at = now()
+        FROM unnest($1::uuid[], $2::int8[], $3::int8[]) AS v(id, balance, available_balance)
+        WHERE w.id = v.id
+        """,
+        [a.id for a in changed],
+        [a.balance for a in changed],
+        [a.available_balance for a in changed],
+    )
+
+
+# --- wallets -----------------------------------------------------------------------------
+
+
+async def insert_wallet(
+    conn: asyncpg.Connection, wallet_id: UUID, user_id: UUID, currency: str, system_id: UUID
+) -> asyncpg.Record:
+    """Create a user wallet, and the currency's system account if this is its first wallet."""
+    await conn.execute(
+        """
+        INSERT INTO wallets (id, kind, currency) VALUES ($1, 'system', $2)
+        ON CONFLICT (currency) WHERE kind = 'system' DO NOTHING
+        """,
+        system_id,
+        currency,
+    )
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""
+        INSERT INTO wallets (id, kind, user_id, currency) VALUES ($1, 'user', $2, $3)
+        RETURNING {_WALLET_COLUMNS}
+        """,
+        wallet_id,
+        user_id,
+        currency,
+    )
+    assert row is not None  # INSERT ... RETURNING returns the row or raises
+    return row
+
+
+async def get_wallet(conn: asyncpg.Connection, wallet_id: UUID) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {_WALLET_COLUMNS} FROM wallets WHERE id = $1", wallet_id
+    )
+    return row
+
+
+async def list_entries(
+    conn: asyncpg.Connection, wallet_id: UUID, limit: int, starting_after: int | None
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT id, transfer_id, amount, balance_before, balance_after, created_at, currency
+        FROM entries
+        WHERE wallet_id = $1 AND ($2::int8 IS NULL OR id < $2)
+        ORDER BY id DESC
+        LIMIT $3
+        """,
+        wallet_id,
+        starting_after,
+        limit,
+    )
+    return rows
+
+
+# --- transfers ---------------------------------------------------------------------------
+
+
+async def get_transfer(conn: asyncpg.Connection, transfer_id: UUID) -> Transfer | None:
+    row = await conn.fetchrow(
+        f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id = $1", transfer_id
+    )
+    return transfer_from_row(row) if row else None
+
+
+async def list_transfers(
+    conn: asyncpg.Connection,
+    *,
+    wallet_ids: Sequence[UUID] | None,
+    limit: int,
+    starting_after: UUID | None,
+) -> list[Transfer]:
+    """Newest first. ``wallet_ids`` None means every transfer (admins)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_TRANSFER_COLUMNS} FROM transfers
+        WHERE ($1::uuid[] IS NULL
+               OR from_wallet_id = ANY($1::uuid[]) OR to_wallet_id = ANY($1::uuid[]))
+          AND ($2::uuid IS NULL OR seq < (SELECT seq FROM transfers WHERE id = $2))
+        ORDER BY seq DESC
+        LIMIT $3
+        """,
+        list(wallet_ids) if wallet_ids is not None else None,
+        starting_after,
+        limit,
+    )
+    return [transfer_from_row(r) for r in rows]

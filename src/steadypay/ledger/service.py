@@ -1,0 +1,179 @@
+"""Ledger use cases. :meth:`Ledger.execute` is the write path's one primitive.
+
+It takes a *batch* of transfer requests and returns one outcome per request, each identical to
+what executing the requests one by one would give. A single transfer is a batch of one; a later
+group-commit layer hands it many. In one database transaction it:
+
+1. claims the requests' idempotency keys (waiting for an in-flight duplicate, then replaying);
+2. locks every wallet involved, and the currencies' system accounts, in id order;
+3. applies the commands in order (:func:`steadypay.ledger.domain.apply_batch`);
+4. writes transfers (failed ones too), postings and balances, and the responses to replay.
+
+Deadlocks and serialization failures roll the transaction back and are retried with jittered
+exponential backoff, ``max_attempts`` in all; callers never see them unless the budget is spent
+(then 503 ``ledger_busy``, safe to retry with the same key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+
+from steadypay.db.pool import Database
+from steadypay.errors import IdempotencyKeyInUse, LedgerContention, TransactionConflict
+from steadypay.idempotency import repository as idempotency_sql
+from steadypay.idempotency.domain import IdempotencyClaim, StoredResponse
+from steadypay.ledger import repository as sql
+from steadypay.ledger.domain import Transfer, TransferCommand, apply_batch
+
+Renderer = Callable[[Transfer], StoredResponse]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    command: TransferCommand
+    claim: IdempotencyClaim | None = None
+    render: Renderer | None = None
+    """Builds the response to store for replay; required when ``claim`` is set."""
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    transfer: Transfer
+    response: StoredResponse | None
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    response: StoredResponse
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReused:
+    """The key was first used with a different request: nothing happened."""
+
+
+Outcome = Executed | Replayed | KeyReused
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_s: float = 0.005
+    cap_s: float = 0.25
+
+    def backoff(self, attempt: int, rng: Callable[[], float]) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2^attempt))."""
+        return rng() * min(self.cap_s, self.base_s * 2.0**attempt)
+
+
+class Ledger:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        retry: RetryPolicy | None = None,
+        idempotency_ttl_hours: float = 24.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._db = db
+        self._retry = retry or RetryPolicy()
+        self._ttl_hours = idempotency_ttl_hours
+        self._sleep = sleep
+        self._rng = rng
+
+    async def execute(self, requests: Sequence[WriteRequest]) -> list[Outcome]:
+        if not requests:
+            return []
+        for attempt in range(self._retry.max_attempts):
+            try:
+                async with self._db.transaction() as conn:
+                    return await self._execute_once(conn, requests)
+            except TransactionConflict:
+                if attempt + 1 < self._retry.max_attempts:
+                    await self._sleep(self._retry.backoff(attempt, self._rng))
+        raise LedgerContention()
+
+    async def _execute_once(
+        self, conn: asyncpg.Connection, requests: Sequence[WriteRequest]
+    ) -> list[Outcome]:
+        # Within one batch the first request with a key acts; later ones with the same key
+        # are duplicates of it and replay its outcome.
+        leaders: dict[tuple[str, str], int] = {}
+        for index, request in enumerate(requests):
+            if request.claim is not None:
+                leaders.setdefault((request.claim.principal, request.claim.key), index)
+        claims = [requests[i].claim for i in leaders.values()]
+        mine: set[tuple[str, str]] = set()
+        existing: dict[tuple[str, str], idempotency_sql.ExistingKey] = {}
+        if claims:
+            try:
+                mine, existing = await idempotency_sql.claim(
+                    conn, [c for c in claims if c is not None], self._ttl_hours
+                )
+            except asyncpg.exceptions.LockNotAvailableError as exc:
+                raise IdempotencyKeyInUse() from exc
+
+        runnable = [
+            r
+            for i, r in enumerate(requests)
+            if r.claim is None or (_key(r.claim) in mine and leaders[_key(r.claim)] == i)
+        ]
+        transfers: dict[UUID, Transfer] = {}
+        stored: dict[tuple[str, str], StoredResponse] = {}
+        if runnable:
+            commands = [r.command for r in runnable]
+            wallet_ids = {w for c in commands for w in (c.from_wallet_id, c.to_wallet_id) if w}
+            currencies = {c.currency for c in commands if c.from_wallet_id is None
+                          or c.to_wallet_id is None}  # fmt: skip
+            accounts, systems, now = await sql.lock_accounts(conn, wallet_ids, currencies)
+            result = apply_batch(commands, accounts, systems, now)
+            await sql.insert_transfers(conn, result.transfers)
+            await sql.insert_postings(conn, result.postings)
+            await sql.update_balances(conn, result.accounts.values())
+            transfers = {t.id: t for t in result.transfers}
+            to_store = []
+            for request in runnable:
+                if request.claim is not None:
+                    if request.render is None:
+                        raise ValueError("a request with an idempotency claim needs a renderer")
+                    response = request.render(transfers[request.command.id])
+                    stored[_key(request.claim)] = response
+                    to_store.append((request.claim, response, request.command.id))
+            await idempotency_sql.store_responses(conn, to_store)
+
+        outcomes: list[Outcome] = []
+        for index, request in enumerate(requests):
+            claim = request.claim
+            if claim is None:
+                outcomes.append(Executed(transfers[request.command.id], None))
+                continue
+            key = _key(claim)
+            leader = requests[leaders[key]]
+            assert leader.claim is not None
+            if key in mine:
+                first_fingerprint, response = leader.claim.fingerprint, stored[key]
+            else:
+                previous = existing.get(key)
+                if previous is None or previous.response.body is None:
+                    # Inserted and released between our two statements, or a row without a
+                    # response: treat as still in flight rather than guess.
+                    raise IdempotencyKeyInUse()
+                first_fingerprint, response = previous.fingerprint, previous.response
+            if claim.fingerprint != first_fingerprint:
+                outcomes.append(KeyReused())
+            elif key in mine and leaders[key] == index:
+                outcomes.append(Executed(transfers[request.command.id], response))
+            else:
+                outcomes.append(Replayed(response))
+        return outcomes
+
+
+def _key(claim: IdempotencyClaim) -> tuple[str, str]:
+    return claim.principal, claim.key

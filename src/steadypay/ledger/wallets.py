@@ -1,0 +1,101 @@
+"""Wallet use cases: open a wallet, read it, read its entries and transfers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from steadypay.db.pool import Database
+from steadypay.errors import NotFound, WalletExists
+from steadypay.ledger import repository as sql
+from steadypay.ledger.domain import AccountKind, Transfer
+
+
+@dataclass(frozen=True, slots=True)
+class Wallet:
+    id: UUID
+    kind: AccountKind
+    user_id: UUID | None
+    currency: str
+    balance: int
+    available_balance: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: int
+    transfer_id: UUID
+    currency: str
+    amount: int
+    balance_before: int
+    balance_after: int
+    created_at: datetime
+
+
+def _wallet(row: asyncpg.Record) -> Wallet:
+    return Wallet(
+        id=row["id"],
+        kind=AccountKind(row["kind"]),
+        user_id=row["user_id"],
+        currency=row["currency"],
+        balance=row["balance"],
+        available_balance=row["available_balance"],
+        created_at=row["created_at"],
+    )
+
+
+class Wallets:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def open(self, user_id: UUID, currency: str) -> Wallet:
+        try:
+            async with self._db.transaction() as conn:
+                row = await sql.insert_wallet(conn, uuid.uuid4(), user_id, currency, uuid.uuid4())
+        except asyncpg.exceptions.UniqueViolationError as exc:
+            raise WalletExists(param="currency") from exc
+        except asyncpg.exceptions.ForeignKeyViolationError as exc:
+            raise NotFound("no such user", param="user_id") from exc
+        return _wallet(row)
+
+    async def get(self, wallet_id: UUID) -> Wallet | None:
+        async with self._db.connection() as conn:
+            row = await sql.get_wallet(conn, wallet_id)
+        return _wallet(row) if row else None
+
+    async def user_wallet_ids(self, user_id: UUID) -> list[UUID]:
+        async with self._db.connection() as conn:
+            rows = await conn.fetch("SELECT id FROM wallets WHERE user_id = $1", user_id)
+        return [r["id"] for r in rows]
+
+    async def entries(
+        self, wallet_id: UUID, *, limit: int, starting_after: int | None
+    ) -> tuple[list[Entry], bool]:
+        """Newest first; returns (page, has_more)."""
+        async with self._db.connection() as conn:
+            rows = await sql.list_entries(conn, wallet_id, limit + 1, starting_after)
+        page = [
+            Entry(r["id"], r["transfer_id"], r["currency"], r["amount"], r["balance_before"],
+                  r["balance_after"], r["created_at"])
+            for r in rows[:limit]
+        ]  # fmt: skip
+        return page, len(rows) > limit
+
+    async def transfer(self, transfer_id: UUID) -> Transfer | None:
+        async with self._db.connection() as conn:
+            return await sql.get_transfer(conn, transfer_id)
+
+    async def transfers(
+        self, *, wallet_ids: Sequence[UUID] | None, limit: int, starting_after: UUID | None
+    ) -> tuple[list[Transfer], bool]:
+        async with self._db.connection() as conn:
+            rows = await sql.list_transfers(
+                conn, wallet_ids=wallet_ids, limit=limit + 1, starting_after=starting_after
+            )
+        return rows[:limit], len(rows) > limit

@@ -1,0 +1,1 @@
+"""Money-moving use cases: deposits, withdrawals and transfers as the API offers them."""
