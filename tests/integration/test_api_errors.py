@@ -73,6 +73,7 @@ async def test_invalid_json_is_400(api: Api) -> None:
     )
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "validation_error"
+    assert r.json()["error"]["param"] is None
 
 
 async def test_missing_idempotency_key(api: Api) -> None:
@@ -165,3 +166,42 @@ async def test_unknown_route_uses_error_shape(api: Api) -> None:
     r = await api.get("/v1/nope")
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "not_found"
+
+
+async def test_currency_never_opened_is_a_mismatch_not_a_missing_wallet(api: Api) -> None:
+    """No wallet was ever opened in ISK, so it has no system account: still 422 mismatch."""
+    _, usd = await api.funded_wallet("5.00")
+    for path in ("/v1/withdrawals", "/v1/deposits"):
+        r = await api.post(
+            path, {"wallet_id": usd["id"], "amount": "1", "currency": "ISK"}, idem=new_key()
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "currency_mismatch"
+    assert await api.balance(usd["id"]) == "5.00"
+
+
+async def test_entries_cursor_out_of_range_is_400(api: Api) -> None:
+    _, wallet = await api.funded_wallet("1.00")
+    for cursor in ("9" * 19, "99999999999999999999", "-1", "abc", "\u0661"):
+        r = await api.get(f"/v1/wallets/{wallet['id']}/entries", starting_after=cursor)
+        assert r.status_code == 400, (cursor, r.text)
+        assert r.json()["error"]["param"] == "starting_after"
+
+
+async def test_initiator_reads_its_failed_transfer_to_a_missing_wallet(api: Api) -> None:
+    user, _ = await api.funded_wallet("1.00")
+    r = await api.post(
+        "/v1/withdrawals",
+        {"wallet_id": str(uuid.uuid4()), "amount": "1.00", "currency": "USD"},
+        key=user["api_key"],
+        idem=new_key(),
+    )
+    assert r.status_code == 404
+    transfer_id = r.json()["error"]["transfer_id"]
+    r = await api.get(f"/v1/transfers/{transfer_id}", key=user["api_key"])
+    assert r.status_code == 200
+    assert r.json()["failure_code"] == "wallet_not_found"
+    stranger = await api.user()
+    assert (
+        await api.get(f"/v1/transfers/{transfer_id}", key=stranger["api_key"])
+    ).status_code == 404

@@ -142,3 +142,9 @@ async def test_openapi_documents_the_contract(api: Api) -> None:
         "/health/live", "/health/ready",
     } <= paths  # fmt: skip
     assert (await api.http.get("/docs")).status_code == 200
+    # the document tells the truth: 400 with our error body, bearer auth, no FastAPI 422
+    assert "HTTPValidationError" not in str(spec)
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    create_wallet = spec["paths"]["/v1/wallets"]["post"]
+    assert {"201", "400", "401", "409"} <= set(create_wallet["responses"])
+    assert "422" in spec["paths"]["/v1/transfers"]["post"]["responses"]

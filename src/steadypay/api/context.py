@@ -6,8 +6,14 @@ import re
 import secrets
 from contextvars import ContextVar
 
+import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, unbind_contextvars
+
+from steadypay.api.errors import render_error
+from steadypay.errors import SteadypayError
+
+log = structlog.get_logger(__name__)
 
 _request_id: ContextVar[str] = ContextVar("request_id", default="")
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
@@ -18,7 +24,11 @@ def request_id() -> str:
 
 
 class RequestIdMiddleware:
-    """Takes a sane ``X-Request-Id`` from the caller or makes one; echoes it in the response."""
+    """Takes a sane ``X-Request-Id`` from the caller or makes one; echoes it in the response.
+
+    It also turns an unexpected exception (a bug) into our 500 error body carrying the request
+    id, so even that response can be traced in the logs.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -34,14 +44,31 @@ class RequestIdMiddleware:
         token = _request_id.set(rid)
         bind_contextvars(request_id=rid)
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled_error", path=scope.get("path"))
+            if started:
+                raise
+            body = render_error(SteadypayError(), rid).encode()
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
         finally:
             _request_id.reset(token)
             unbind_contextvars("request_id")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from steadypay.bootstrap import Container
 from steadypay.errors import PermissionDenied
@@ -20,11 +21,17 @@ def container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(container)]
 
 
+bearer = HTTPBearer(
+    auto_error=False,
+    description="The admin key (STEADYPAY_ADMIN_KEY) or a user's API key.",
+)
+
+
 async def principal(
     c: ContainerDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    return await c.identity.authenticate(authorization)
+    return await c.identity.authenticate(credentials.credentials if credentials else None)
 
 
 PrincipalDep = Annotated[Principal, Depends(principal)]

@@ -45,10 +45,9 @@ class Identity:
         assert row is not None
         return User(row["id"], row["name"], row["email"], row["created_at"]), api_key
 
-    async def authenticate(self, authorization: str | None) -> Principal:
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+    async def authenticate(self, token: str | None) -> Principal:
+        """The principal of a bearer token (the part after ``Bearer ``)."""
+        if not token:
             raise AuthenticationError()
         if same_secret(token, self._admin_key):
             return ADMIN_PRINCIPAL

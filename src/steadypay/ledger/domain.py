@@ -183,25 +183,22 @@ def _check(
     command: TransferCommand, debit: Account | None, credit: Account | None
 ) -> tuple[FailureCode, str | None] | None:
     """The reason ``command`` cannot be applied to these accounts, or None if it can."""
-    if debit is None:
-        param = "from_wallet_id" if command.type is TransferType.TRANSFER else "wallet_id"
-        return FailureCode.WALLET_NOT_FOUND, param
-    if credit is None:
-        param = "to_wallet_id" if command.type is TransferType.TRANSFER else "wallet_id"
-        return FailureCode.WALLET_NOT_FOUND, param
+    single = command.type is not TransferType.TRANSFER  # deposits/withdrawals name one wallet
     named = (
-        (debit, command.from_wallet_id, "from_wallet_id"),
-        (credit, command.to_wallet_id, "to_wallet_id"),
+        (debit, command.from_wallet_id, "wallet_id" if single else "from_wallet_id"),
+        (credit, command.to_wallet_id, "wallet_id" if single else "to_wallet_id"),
     )
     for account, named_id, param in named:
         # A caller can only name user wallets; system accounts are the ledger's own.
-        if named_id is not None and account.kind is not AccountKind.USER:
-            return FailureCode.WALLET_NOT_FOUND, (
-                param if command.type is TransferType.TRANSFER else "wallet_id"
-            )
-    for account in (debit, credit):
-        if account.currency != command.currency:
+        if named_id is not None and (account is None or account.kind is not AccountKind.USER):
+            return FailureCode.WALLET_NOT_FOUND, param
+    for account, _, _ in named:
+        # A missing system account means no wallet was ever opened in this currency, so the
+        # named wallet cannot be in it either: that is a currency mismatch.
+        if account is None or account.currency != command.currency:
             return FailureCode.CURRENCY_MISMATCH, "currency"
+    assert debit is not None  # the loop above returned otherwise
+    assert credit is not None
     if debit.kind is AccountKind.USER and debit.available_balance < command.amount:
         return FailureCode.INSUFFICIENT_FUNDS, "amount"
     if credit.balance + command.amount > MAX_BALANCE_MINOR or (

@@ -31,7 +31,8 @@ MONEY_RESPONSES: dict[int | str, dict[str, object]] = {
     409: {"model": ErrorOut, "description": "idempotency_key_in_use"},
     422: {
         "model": ErrorOut,
-        "description": "insufficient_funds, currency_mismatch, idempotency_key_reuse; "
+        "description": "insufficient_funds, currency_mismatch, balance_limit_exceeded, "
+        "idempotency_key_reuse; "
         "business failures carry the failed transfer's id",
     },
     503: {"model": ErrorOut, "description": "database_unavailable, ledger_busy: retry, same key"},
@@ -83,13 +84,13 @@ async def create_transfer(
 @router.get(
     "/v1/transfers/{transfer_id}",
     response_model=TransferOut,
-    summary="A transfer (a party to it, or admin)",
+    summary="A transfer (a party to it, whoever initiated it, or admin)",
 )
 async def get_transfer(transfer_id: UUID, c: ContainerDep, who: PrincipalDep) -> Response:
     transfer = await c.wallets.transfer(transfer_id)
     if transfer is None:
         raise NotFound("no such transfer", param="transfer_id")
-    if not who.is_admin:
+    if not who.is_admin and transfer.initiated_by != who.scope:
         parties = [w for w in (transfer.from_wallet_id, transfer.to_wallet_id) if w]
         owners = {w.user_id for w in [await c.wallets.get(p) for p in parties] if w}
         if who.user_id not in owners:

@@ -24,6 +24,7 @@ from steadypay.identity.domain import Principal
 from steadypay.ledger.wallets import Wallet
 
 router = APIRouter(prefix="/v1/wallets", tags=["wallets"])
+MAX_ENTRY_ID = 2**63 - 1  # entries.id is a bigint
 
 
 async def visible_wallet(c: Container, who: Principal, wallet_id: UUID) -> Wallet:
@@ -68,7 +69,9 @@ async def list_entries(
     await visible_wallet(c, who, wallet_id)
     cursor = None
     if starting_after is not None:
-        if not starting_after.isdigit() or len(starting_after) > 19:
+        if not (starting_after.isascii() and starting_after.isdigit()) or (
+            int(starting_after) > MAX_ENTRY_ID
+        ):
             raise ValidationError("starting_after must be an entry id", param="starting_after")
         cursor = int(starting_after)
     page, has_more = await c.wallets.entries(wallet_id, limit=limit, starting_after=cursor)

@@ -1,0 +1,164 @@
+"""`steadypay up` as a user starts it: its own embedded PostgreSQL, real HTTP, then Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+STEADYPAY = str(Path(sys.executable).with_name("steadypay"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def gone_or_zombie(pid: int, within_s: float) -> bool:
+    """True once ``pid`` has exited (a zombie awaiting its reaper counts as exited)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def clean_env() -> dict[str, str]:
+    """The user's environment without any steadypay configuration: the embedded default."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("STEADYPAY_")}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    data_dir = tmp_path_factory.mktemp("up")
+    port = free_port()
+    log = (data_dir.parent / "up.log").open("w")
+    proc = subprocess.Popen(
+        [STEADYPAY, "up", "--port", str(port), "--data-dir", str(data_dir), "--workers", "2"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=clean_env(),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"steadypay up exited: {Path(log.name).read_text()}")
+            try:
+                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"not ready in 90 s: {Path(log.name).read_text()}")
+        yield base, data_dir
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+
+
+def test_up_serves_the_whole_flow_and_stops_cleanly(server: tuple[str, Path]) -> None:
+    base, data_dir = server
+    output = (data_dir.parent / "up.log").read_text()
+    key_file = data_dir / "admin.key"
+    assert str(key_file) in output, output
+    assert f"{base}/docs" in output
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    admin = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
+
+    def post(path: str, body: dict[str, str], headers: dict[str, str]) -> httpx.Response:
+        return httpx.post(
+            f"{base}{path}",
+            json=body,
+            headers=headers | {"Idempotency-Key": str(uuid.uuid4())},
+            timeout=10,
+        )
+
+    users = [
+        post("/v1/users", {"name": n, "email": f"{n}-{uuid.uuid4().hex[:6]}@example.com"}, admin)
+        for n in ("ana", "ben")
+    ]
+    assert [u.status_code for u in users] == [201, 201]
+    ana, ben = (u.json() for u in users)
+    wallets = [
+        post("/v1/wallets", {"user_id": u["id"], "currency": "USD"}, admin) for u in (ana, ben)
+    ]
+    assert [w.status_code for w in wallets] == [201, 201]
+    wa, wb = (w.json()["id"] for w in wallets)
+    r = post("/v1/deposits", {"wallet_id": wa, "amount": "50.00", "currency": "USD"}, admin)
+    assert r.status_code == 201
+    ana_auth = {"Authorization": f"Bearer {ana['api_key']}"}
+    for amount in ("10.00", "5.55"):
+        body = {"from_wallet_id": wa, "to_wallet_id": wb, "amount": amount, "currency": "USD"}
+        assert post("/v1/transfers", body, ana_auth).status_code == 201
+    r = httpx.get(f"{base}/v1/wallets/{wa}/entries", headers=ana_auth, timeout=10)
+    assert [e["amount"] for e in r.json()["data"]] == ["-5.55", "-10.00", "50.00"]
+    assert httpx.get(f"{base}/v1/wallets/{wb}", headers=admin).json()["balance"] == "15.55"
+
+    # `ledger check` against the running instance's embedded database
+    check = subprocess.run(
+        [STEADYPAY, "ledger", "check", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "LEDGER OK" in check.stdout
+
+
+def test_ctrl_c_stops_the_embedded_database(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    proc = subprocess.Popen(
+        [STEADYPAY, "up", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        env=clean_env(),
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        pidfile = data_dir / "pgdata" / "postmaster.pid"
+        assert pidfile.exists()
+        postmaster = int(pidfile.read_text().split()[0])
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        assert not pidfile.exists()
+        assert gone_or_zombie(postmaster, within_s=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
