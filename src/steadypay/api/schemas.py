@@ -10,7 +10,15 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictStr,
+    field_validator,
+)
 
 from steadypay.identity.domain import User
 from steadypay.ledger.domain import Transfer, TransferType
@@ -24,7 +32,9 @@ AMOUNT_DOC = (
 )
 Amount = Annotated[StrictStr, Field(description=AMOUNT_DOC, examples=["12.34"])]
 CurrencyCode = Annotated[
-    StrictStr, Field(description="ISO 4217 code, upper case", examples=["USD"])
+    StrictStr,
+    AfterValidator(lambda code: get_currency(code).code),
+    Field(description="ISO 4217 code, upper case", examples=["USD"]),
 ]
 
 
@@ -36,11 +46,6 @@ class _MoneyFields(_Strict):
     # currency is declared first so that amount's validator can use it
     currency: CurrencyCode
     amount: Amount
-
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, value: str) -> str:
-        return get_currency(value).code
 
     @field_validator("amount")
     @classmethod
@@ -63,11 +68,6 @@ class CreateUser(_Strict):
 class CreateWallet(_Strict):
     user_id: UUID
     currency: CurrencyCode
-
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, value: str) -> str:
-        return get_currency(value).code
 
 
 class CreateDeposit(_MoneyFields):

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import secrets
+import time
 import uuid
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.table import Table
+
+from steadypay.money import get_currency, parse_amount
 
 
 class DemoError(Exception):
@@ -77,3 +84,98 @@ def run_demo(url: str, admin_key: str) -> None:
             now = _call(client, "GET", f"/v1/wallets/{wallet['id']}", admin_key)
             balances.add_row(name, now["balance"], now["available_balance"])
         console.print(balances)
+
+
+@dataclass(slots=True)
+class LoadReport:
+    requested: int
+    statuses: Counter[int]
+    transport_errors: int
+    elapsed_s: float
+    funded_total_minor: int
+    wallets_total_minor: int
+
+    @property
+    def conserved(self) -> bool:
+        return self.funded_total_minor == self.wallets_total_minor
+
+
+async def run_load(
+    url: str, admin_key: str, *, transfers: int, wallets: int, concurrency: int
+) -> LoadReport:
+    """Random transfers among ``wallets`` funded wallets, ``concurrency`` at a time; then check
+    over the API that the wallets still hold exactly what was deposited."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    async with httpx.AsyncClient(
+        base_url=url, timeout=30.0, limits=limits, headers=headers
+    ) as client:
+
+        async def post(path: str, body: dict[str, str], idem: bool = True) -> httpx.Response:
+            extra = {"Idempotency-Key": str(uuid.uuid4())} if idem else {}
+            return await client.post(path, json=body, headers=extra)
+
+        ids: list[str] = []
+        for i in range(wallets):
+            user = (
+                await post(
+                    "/v1/users",
+                    {"name": f"load {i}", "email": f"load-{uuid.uuid4().hex[:12]}@example.com"},
+                    idem=False,
+                )
+            ).json()
+            wallet = (
+                await post("/v1/wallets", {"user_id": user["id"], "currency": "USD"}, idem=False)
+            ).json()
+            await post("/v1/deposits", {"wallet_id": wallet["id"], "amount": "100.00",
+                                        "currency": "USD"})  # fmt: skip
+            ids.append(wallet["id"])
+        statuses: Counter[int] = Counter()
+        errors = 0
+        gate = asyncio.Semaphore(concurrency)
+        rng = random.Random()  # noqa: S311 -- picks load-test pairs, not secrets
+
+        async def one() -> None:
+            nonlocal errors
+            src, dst = rng.sample(ids, 2)
+            amount = f"{rng.randint(1, 2500) / 100:.2f}"
+            async with gate:
+                try:
+                    body = {"from_wallet_id": src, "to_wallet_id": dst, "amount": amount,
+                            "currency": "USD"}  # fmt: skip
+                    r = await post("/v1/transfers", body)
+                    statuses[r.status_code] += 1
+                except httpx.TransportError:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(transfers)))
+        elapsed = time.perf_counter() - started
+        total = 0
+        for wallet_id in ids:
+            balance = (await client.get(f"/v1/wallets/{wallet_id}")).json()["balance"]
+            total += parse_amount(balance, get_currency("USD"))
+    return LoadReport(transfers, statuses, errors, elapsed, wallets * 10_000, total)
+
+
+def print_load(report: LoadReport) -> None:
+    console = Console()
+    table = Table(title="concurrent transfers")
+    for column in ("requested", "201", "422", "other", "transport errors", "seconds", "per second"):
+        table.add_column(column)
+    other = sum(n for s, n in report.statuses.items() if s not in (201, 422))
+    table.add_row(
+        str(report.requested),
+        str(report.statuses.get(201, 0)),
+        str(report.statuses.get(422, 0)),
+        str(other),
+        str(report.transport_errors),
+        f"{report.elapsed_s:.2f}",
+        f"{report.requested / report.elapsed_s:.0f}",
+    )
+    console.print(table)
+    verdict = "[green]conserved[/]" if report.conserved else "[red]NOT CONSERVED[/]"
+    console.print(
+        f"deposited {report.funded_total_minor / 100:.2f} USD, wallets hold "
+        f"{report.wallets_total_minor / 100:.2f} USD: {verdict}"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -63,10 +64,15 @@ def demo(
         str | None, typer.Option(help="Default: STEADYPAY_ADMIN_KEY or <data-dir>/admin.key")
     ] = None,
     data_dir: DataDir = None,
+    load: Annotated[
+        int, typer.Option(min=0, help="Then run this many random concurrent transfers")
+    ] = 0,
+    wallets: Annotated[int, typer.Option(min=2, help="Wallets for --load")] = 20,
+    concurrency: Annotated[int, typer.Option(min=1, help="Parallel requests for --load")] = 32,
 ) -> None:
-    """Create users and wallets, move money, print what happened."""
+    """Create users and wallets, move money, print what happened (optionally, a short load)."""
     from steadypay.cli.database import read_admin_key
-    from steadypay.cli.demo import DemoError, run_demo
+    from steadypay.cli.demo import DemoError, print_load, run_demo, run_load
 
     settings = _settings()
     key = admin_key or read_admin_key(settings, (data_dir or settings.data_dir).absolute())
@@ -77,6 +83,13 @@ def demo(
     except DemoError as exc:
         typer.echo(f"demo failed: {exc}", err=True)
         raise typer.Exit(1) from exc
+    if load:
+        report = asyncio.run(
+            run_load(url, key, transfers=load, wallets=wallets, concurrency=concurrency)
+        )
+        print_load(report)
+        if not report.conserved or report.transport_errors:
+            raise typer.Exit(1)
 
 
 @ledger_app.command("check")
