@@ -17,6 +17,12 @@ from steadypay.identity.service import Identity
 from steadypay.ledger.service import Ledger, RetryPolicy
 from steadypay.ledger.wallets import Wallets
 from steadypay.payments.service import Payments
+from steadypay.resilience.client import ReliableServiceClient
+from steadypay.resilience.clock import SYSTEM_CLOCK, Clock
+from steadypay.resilience.events import Events, ObservedEvents
+from steadypay.resilience.pipeline import Pipeline
+from steadypay.resilience.registry import Dependencies
+from steadypay.resilience.store import BreakerStore, LocalStore
 
 
 @dataclass(slots=True)
@@ -27,8 +33,10 @@ class Container:
     wallets: Wallets
     ledger: Ledger
     payments: Payments
+    dependencies: Dependencies
 
     async def close(self) -> None:
+        await self.dependencies.aclose()
         await self.db.close()
 
 
@@ -66,7 +74,43 @@ async def build(settings: Settings) -> Container:
         wallets=wallets,
         ledger=ledger,
         payments=Payments(ledger, wallets),
+        dependencies=build_dependencies(settings),
     )
+
+
+def build_dependencies(
+    settings: Settings, *, clock: Clock = SYSTEM_CLOCK, events: Events | None = None
+) -> Dependencies:
+    """A ReliableServiceClient per configured dependency. With ``STEADYPAY_REDIS_URL`` their
+    breakers share state through Redis (falling back to local state when Redis is down)."""
+    events = events or ObservedEvents()
+    redis = None
+    if settings.redis_url is not None:
+        from steadypay.resilience.redis_store import redis_client
+
+        redis = redis_client(
+            settings.redis_url.get_secret_value(), timeout_s=settings.redis_timeout_ms / 1000
+        )
+    clients: dict[str, ReliableServiceClient] = {}
+    for name, dependency in settings.dependencies.items():
+        config = dependency.pipeline_config()
+        store: BreakerStore = LocalStore(config.breaker, clock)
+        if redis is not None:
+            from steadypay.resilience.redis_store import RedisStore
+
+            store = RedisStore(
+                redis,
+                name,
+                config.breaker,
+                fallback=store,
+                events=events,
+                cooldown_s=settings.breaker_store_cooldown_s,
+                clock=clock,
+            )
+        pipeline = Pipeline(name, config, store=store, clock=clock, events=events)
+        clients[name] = ReliableServiceClient(dependency.url, pipeline)
+    critical = frozenset(n for n, d in settings.dependencies.items() if d.critical)
+    return Dependencies(clients, critical, redis)
 
 
 def configure_logging(settings: Settings) -> None:

@@ -10,8 +10,11 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from steadypay.resilience.pipeline import PipelineConfig
+from steadypay.resilience.store import BreakerConfig
 
 
 class Environment(StrEnum):
@@ -23,10 +26,68 @@ class Environment(StrEnum):
 MIN_ADMIN_KEY_LENGTH = 32
 
 
+class DependencySettings(BaseModel):
+    """One outbound dependency and its resilience pipeline. Set as JSON in
+    ``STEADYPAY_DEPENDENCIES`` or field by field, e.g. ``STEADYPAY_DEPENDENCIES__FRAUD__URL``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    critical: bool = Field(
+        default=False, description="An open circuit makes /health/ready 503 (else: warn)."
+    )
+    total_timeout_s: float = Field(default=1.0, gt=0)
+    attempt_timeout_s: float = Field(default=0.5, gt=0)
+    max_retries: int = Field(default=2, ge=0, description="The seed's max_retries.")
+    backoff_base_s: float = Field(default=0.05, ge=0)
+    backoff_cap_s: float = Field(default=1.0, ge=0)
+    bulkhead_max_concurrent: int = Field(default=64, ge=1)
+    bulkhead_max_wait_s: float = Field(default=0.05, ge=0)
+    retry_budget_capacity: float = Field(default=500, gt=0)
+    failure_threshold: int = Field(default=5, ge=0)
+    failure_rate_threshold: float = Field(default=0.5, ge=0, le=1)
+    slow_call_rate_threshold: float = Field(default=1.0, ge=0, le=1)
+    slow_call_duration_s: float = Field(default=5.0, gt=0)
+    window_s: float = Field(default=60.0, gt=0)
+    minimum_calls: int = Field(default=20, ge=1)
+    reset_timeout_s: float = Field(default=60.0, gt=0)
+    reset_backoff_multiplier: float = Field(default=2.0, ge=1)
+    max_reset_timeout_s: float = Field(default=300.0, gt=0)
+    half_open_max_calls: int = Field(default=3, ge=1)
+    half_open_timeout_s: float = Field(default=10.0, gt=0)
+
+    def pipeline_config(self) -> PipelineConfig:
+        return PipelineConfig(
+            total_timeout_s=self.total_timeout_s,
+            attempt_timeout_s=self.attempt_timeout_s,
+            max_attempts=self.max_retries + 1,
+            backoff_base_s=self.backoff_base_s,
+            backoff_cap_s=self.backoff_cap_s,
+            bulkhead_max_concurrent=self.bulkhead_max_concurrent,
+            bulkhead_max_wait_s=self.bulkhead_max_wait_s,
+            budget_capacity=self.retry_budget_capacity,
+            breaker=BreakerConfig(
+                failure_threshold=self.failure_threshold,
+                failure_rate_threshold=self.failure_rate_threshold,
+                slow_call_rate_threshold=self.slow_call_rate_threshold,
+                slow_call_duration_s=self.slow_call_duration_s,
+                window_s=self.window_s,
+                minimum_calls=self.minimum_calls,
+                reset_timeout_s=self.reset_timeout_s,
+                reset_backoff_multiplier=self.reset_backoff_multiplier,
+                max_reset_timeout_s=self.max_reset_timeout_s,
+                half_open_max_calls=self.half_open_max_calls,
+                half_open_timeout_s=self.half_open_timeout_s,
+            ),
+        )
+
+
 class Settings(BaseSettings):
     """steadypay's configuration, read from ``STEADYPAY_*`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="STEADYPAY_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="STEADYPAY_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
 
     env: Environment = Environment.DEVELOPMENT
 
@@ -62,6 +123,18 @@ class Settings(BaseSettings):
     # --- idempotency ----------------------------------------------------------------------
     idempotency_ttl_hours: float = Field(default=24.0, ge=24.0)
     idempotency_purge_interval_s: float = Field(default=300.0, gt=0)
+
+    # --- outbound dependencies ------------------------------------------------------------
+    dependencies: dict[str, DependencySettings] = Field(
+        default_factory=dict, description="Outbound services, each behind its own pipeline."
+    )
+    redis_url: SecretStr | None = Field(
+        default=None, description="Shares circuit-breaker state between workers and hosts."
+    )
+    redis_timeout_ms: int = Field(default=50, gt=0)
+    breaker_store_cooldown_s: float = Field(
+        default=5.0, gt=0, description="After Redis fails, use local state this long."
+    )
 
     # --- HTTP -----------------------------------------------------------------------------
     admin_key: SecretStr | None = Field(

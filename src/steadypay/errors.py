@@ -23,8 +23,13 @@ exceptions (asyncpg, httpx, ...) are translated where they enter our code with
     │   └── IdempotencyKeyReuse          idempotency_key_reuse
     └── ServiceUnavailable               (an expected, transient condition: retry later)
         ├── DatabaseUnavailable          database_unavailable
-        └── LedgerContention             ledger_busy
-            └── TransactionConflict      ledger_busy   (deadlock/serialization; retried inside)
+        ├── LedgerContention             ledger_busy
+        │   └── TransactionConflict      ledger_busy   (deadlock/serialization; retried inside)
+        └── DependencyUnavailable        dependency_unavailable  (an outbound call failed)
+            ├── CircuitOpenError         circuit_open        (rejected at once, retry_after_s)
+            ├── BulkheadFullError        bulkhead_full       (too many calls in flight)
+            ├── DependencyTimeout        dependency_timeout  (attempt timeout or deadline)
+            └── DependencyFailure        dependency_error    (connection refused/reset, 5xx)
 """
 
 from __future__ import annotations
@@ -132,7 +137,17 @@ class IdempotencyKeyReuse(BusinessRuleViolation):
 class ServiceUnavailable(SteadypayError):
     code = "service_unavailable"
     default_message = "temporarily unavailable; retry with the same Idempotency-Key"
-    retry_after_s: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        param: str | None = None,
+        details: dict[str, Any] | None = None,
+        retry_after_s: float | None = 1.0,
+    ) -> None:
+        super().__init__(message, param=param, details=details)
+        self.retry_after_s = retry_after_s
 
 
 class DatabaseUnavailable(ServiceUnavailable):
@@ -148,6 +163,52 @@ class LedgerContention(ServiceUnavailable):
 class TransactionConflict(LedgerContention):
     """A deadlock or serialization failure. The ledger retries these within a budget; one only
     reaches a caller (as 503) when that budget is spent."""
+
+
+class DependencyUnavailable(ServiceUnavailable):
+    code = "dependency_unavailable"
+    default_message = "a service steadypay depends on is unavailable"
+
+    def __init__(self, message: str | None = None, *, dependency: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.dependency = dependency
+
+
+class CircuitOpenError(DependencyUnavailable):
+    """Rejected without calling: the dependency's circuit is open. ``retry_after_s`` is the time
+    until the next trial call may go through (None when an operator forced it open)."""
+
+    code = "circuit_open"
+    default_message = "the dependency's circuit breaker is open"
+
+
+class BulkheadFullError(DependencyUnavailable):
+    code = "bulkhead_full"
+    default_message = "too many calls to the dependency are in flight"
+
+
+class DependencyTimeout(DependencyUnavailable):
+    code = "dependency_timeout"
+    default_message = "the dependency did not answer in time"
+
+
+class DependencyFailure(DependencyUnavailable):
+    """The dependency refused the connection, reset it, or answered 5xx."""
+
+    code = "dependency_error"
+    default_message = "the dependency failed"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status_code: int | None = None,
+        server_retry_after_s: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.status_code = status_code
+        self.server_retry_after_s = server_retry_after_s
 
 
 def all_error_classes() -> list[type[SteadypayError]]:

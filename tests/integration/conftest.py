@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from steadypay import bootstrap
 from steadypay.api.app import create_app
@@ -45,16 +47,12 @@ async def container(settings: Settings) -> AsyncIterator[bootstrap.Container]:
         await built.close()
 
 
-@pytest.fixture(scope="session")
-async def base_url(settings: Settings, container: bootstrap.Container) -> AsyncIterator[str]:
+@asynccontextmanager
+async def serve(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve ``app`` with a real uvicorn on a free loopback port; yield its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, container),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -71,6 +69,12 @@ async def base_url(settings: Settings, container: bootstrap.Container) -> AsyncI
     finally:
         server.should_exit = True
         await task
+
+
+@pytest.fixture(scope="session")
+async def base_url(settings: Settings, container: bootstrap.Container) -> AsyncIterator[str]:
+    async with serve(create_app(settings, container)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ error cannot silently become a 500.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from steadypay import errors as e
@@ -32,6 +33,11 @@ STATUS_BY_ERROR: dict[type[e.SteadypayError], int] = {
     e.DatabaseUnavailable: 503,
     e.LedgerContention: 503,
     e.TransactionConflict: 503,
+    e.DependencyUnavailable: 503,
+    e.CircuitOpenError: 503,
+    e.BulkheadFullError: 503,
+    e.DependencyTimeout: 503,
+    e.DependencyFailure: 503,
 }
 
 
@@ -44,7 +50,8 @@ def status_for(error: e.SteadypayError) -> int:
 
 def headers_for(error: e.SteadypayError) -> dict[str, str]:
     if isinstance(error, e.ServiceUnavailable):
-        return {"Retry-After": str(error.retry_after_s)}
+        seconds = error.retry_after_s if error.retry_after_s is not None else 60.0
+        return {"Retry-After": str(max(1, math.ceil(seconds)))}
     if isinstance(error, e.AuthenticationError):
         return {"WWW-Authenticate": "Bearer"}
     return {}

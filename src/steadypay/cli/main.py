@@ -17,6 +17,8 @@ app = typer.Typer(
 )
 ledger_app = typer.Typer(help="Inspect the ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 DataDir = Annotated[
     Path | None,
@@ -103,3 +105,28 @@ def ledger_check(
     settings = _settings()
     if not run_check(settings, (data_dir or settings.data_dir).absolute(), as_json=as_json):
         raise typer.Exit(1)
+
+
+@bench_app.command("resilience")
+def bench_resilience(
+    calls: Annotated[int, typer.Option(min=1, help="Calls to the always-failing server")] = 1000,
+    rejections: Annotated[
+        int, typer.Option(min=100, help="Calls rejected by an open circuit")
+    ] = 20000,
+    concurrency: Annotated[int, typer.Option(min=1)] = 50,
+    redis_url: Annotated[
+        str | None, typer.Option(help="Also measure the Redis-shared breaker store")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Open-circuit rejection latency and retry amplification against a dead dependency."""
+    from steadypay.bench.resilience import run
+    from steadypay.cli.bench_report import print_resilience
+
+    figures = asyncio.run(run(calls, rejections, concurrency, redis_url))
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(figures, indent=2))
+    else:
+        print_resilience(figures)

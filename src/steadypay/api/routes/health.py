@@ -16,12 +16,18 @@ async def live() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/ready", summary="Ready to serve: the database answers (200), else 503")
+@router.get(
+    "/ready",
+    summary="Ready to serve: 200 when the database answers and no critical dependency's "
+    "circuit is open, else 503. Non-critical dependencies with an open circuit report warn.",
+)
 async def ready(c: ContainerDep) -> Response:
-    if await c.db.ping(timeout_s=1.0):
-        return json_response({"status": "ok", "checks": {"database": "ok"}})
-    return json_response(
-        {"status": "unavailable", "checks": {"database": "unavailable"}},
-        503,
-        headers={"Retry-After": "1"},
-    )
+    database_ok = await c.db.ping(timeout_s=1.0)
+    dependencies_ok, dependencies = await c.dependencies.health()
+    ok = database_ok and dependencies_ok
+    body = {
+        "status": "ok" if ok else "unavailable",
+        "checks": {"database": "ok" if database_ok else "unavailable"},
+        "dependencies": dependencies,
+    }
+    return json_response(body, 200 if ok else 503, headers=None if ok else {"Retry-After": "1"})

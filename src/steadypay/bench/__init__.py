@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (`steadypay bench ...`); timing goals live here, not in tests."""
