@@ -213,14 +213,17 @@ return finish(0)
 
 
 def redis_client(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Redis:
-    """A client for breaker state: short socket timeouts and no retries inside redis-py (a
-    failed call falls back to local state instead; redis-py's default retries with backoff
-    would hold a dependency call for seconds). Connects lazily; close it with ``aclose()``."""
+    """A client for breaker state: short socket timeouts and a single immediate retry inside
+    redis-py. The retry replaces a pooled connection that died with a restarted server (without
+    it, every worker would fall back once after each Redis restart); there is no backoff, and
+    the store's own timeout still bounds the whole operation. redis-py's default (retries with
+    1-10 s backoff) would hold a dependency call for seconds. Connects lazily; close it with
+    ``aclose()``."""
     return Redis.from_url(
         url,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), 1),
     )
 
 
