@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
 
@@ -16,6 +17,7 @@ from steadypay.db.pool import Database, PoolOptions, create_database
 from steadypay.identity.service import Identity
 from steadypay.ledger.service import Ledger, RetryPolicy
 from steadypay.ledger.wallets import Wallets
+from steadypay.payments.risk import DailyTotals, RiskAssessor, RiskPolicy
 from steadypay.payments.service import Payments
 from steadypay.resilience.client import ReliableServiceClient
 from steadypay.resilience.clock import SYSTEM_CLOCK, Clock
@@ -58,6 +60,17 @@ async def build(settings: Settings) -> Container:
         )
     db = await create_database(settings.require_database_url(), pool_options(settings))
     wallets = Wallets(db)
+    dependencies = build_dependencies(settings)
+    risk = RiskAssessor(
+        dependencies.clients.get("fraud"),
+        DailyTotals(db, dependencies.redis),
+        RiskPolicy(
+            review_above_score=settings.risk_review_above_score,
+            deadline_s=settings.risk_deadline_ms / 1000,
+            fallback_amount_limit=settings.risk_fallback_amount_limit,
+            fallback_daily_limit=settings.risk_fallback_daily_limit,
+        ),
+    )
     ledger = Ledger(
         db,
         retry=RetryPolicy(
@@ -66,6 +79,7 @@ async def build(settings: Settings) -> Container:
             cap_s=settings.ledger_retry_cap_s,
         ),
         idempotency_ttl_hours=settings.idempotency_ttl_hours,
+        hold_ttl=timedelta(hours=settings.hold_ttl_hours),
     )
     return Container(
         settings=settings,
@@ -73,8 +87,8 @@ async def build(settings: Settings) -> Container:
         identity=Identity(db, settings.admin_key.get_secret_value()),
         wallets=wallets,
         ledger=ledger,
-        payments=Payments(ledger, wallets),
-        dependencies=build_dependencies(settings),
+        payments=Payments(ledger, wallets, risk),
+        dependencies=dependencies,
     )
 
 
@@ -92,7 +106,8 @@ def build_dependencies(
             settings.redis_url.get_secret_value(), timeout_s=settings.redis_timeout_ms / 1000
         )
     clients: dict[str, ReliableServiceClient] = {}
-    for name, dependency in settings.dependencies.items():
+    configured = settings.dependency_settings()
+    for name, dependency in configured.items():
         config = dependency.pipeline_config()
         store: BreakerStore = LocalStore(config.breaker, clock)
         if redis is not None:
@@ -109,7 +124,7 @@ def build_dependencies(
             )
         pipeline = Pipeline(name, config, store=store, clock=clock, events=events)
         clients[name] = ReliableServiceClient(dependency.url, pipeline)
-    critical = frozenset(n for n, d in settings.dependencies.items() if d.critical)
+    critical = frozenset(n for n, d in configured.items() if d.critical)
     return Dependencies(clients, critical, redis)
 
 

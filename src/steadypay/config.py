@@ -124,6 +124,18 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: float = Field(default=24.0, ge=24.0)
     idempotency_purge_interval_s: float = Field(default=300.0, gt=0)
 
+    # --- risk and holds ----------------------------------------------------------------------
+    risk_review_above_score: int = Field(default=80, ge=0, le=100)
+    risk_deadline_ms: int = Field(default=300, gt=0, description="Total time to ask fraud.")
+    risk_fallback_amount_limit: int = Field(default=10_000, gt=0, description="Major units.")
+    risk_fallback_daily_limit: int = Field(default=50_000, gt=0, description="Major units.")
+    hold_ttl_hours: float = Field(default=72.0, gt=0, description="A review hold's lifetime.")
+    hold_expiry_interval_s: float = Field(default=30.0, gt=0)
+    fraud_url: str = Field(default="http://127.0.0.1:8001", description="The fraud service.")
+    notification_url: str = Field(
+        default="http://127.0.0.1:8002", description="The notification service."
+    )
+
     # --- outbound dependencies ------------------------------------------------------------
     dependencies: dict[str, DependencySettings] = Field(
         default_factory=dict, description="Outbound services, each behind its own pipeline."
@@ -162,6 +174,28 @@ class Settings(BaseSettings):
                 "STEADYPAY_DB_POOL_MIN_SIZE must not exceed STEADYPAY_DB_POOL_MAX_SIZE"
             )
         return self
+
+    def dependency_settings(self) -> dict[str, DependencySettings]:
+        """Configured dependencies, with the fraud and notification services by default: the
+        fraud call is the seed's (max_retries=2) within the risk deadline; notifications are
+        delivered by the outbox relay with one retry."""
+        defaults = {
+            "fraud": DependencySettings(
+                url=self.fraud_url,
+                total_timeout_s=self.risk_deadline_ms / 1000,
+                attempt_timeout_s=self.risk_deadline_ms / 1000,
+                max_retries=2,
+                backoff_base_s=0.01,
+                backoff_cap_s=0.05,
+            ),
+            "notifications": DependencySettings(
+                url=self.notification_url,
+                total_timeout_s=5.0,
+                attempt_timeout_s=2.0,
+                max_retries=1,
+            ),
+        }
+        return defaults | dict(self.dependencies)
 
     def require_database_url(self) -> str:
         if self.database_url is None:

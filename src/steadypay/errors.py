@@ -15,7 +15,8 @@ exceptions (asyncpg, httpx, ...) are translated where they enter our code with
     ├── Conflict
     │   ├── WalletExists                 wallet_exists
     │   ├── EmailTaken                   email_taken
-    │   └── IdempotencyKeyInUse          idempotency_key_in_use
+    │   ├── IdempotencyKeyInUse          idempotency_key_in_use
+    │   └── HoldNotPending               hold_not_pending  (resolving an already-resolved hold)
     ├── BusinessRuleViolation            (the request was valid; the ledger refused it)
     │   ├── InsufficientFunds            insufficient_funds
     │   ├── CurrencyMismatch             currency_mismatch
@@ -105,6 +106,11 @@ class IdempotencyKeyInUse(Conflict):
     default_message = (
         "a request with this Idempotency-Key is still being processed; retry in a moment"
     )
+
+
+class HoldNotPending(Conflict):
+    code = "hold_not_pending"
+    default_message = "the transfer is not a pending review hold"
 
 
 class BusinessRuleViolation(SteadypayError):

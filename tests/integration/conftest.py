@@ -35,6 +35,10 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         admin_key=ADMIN_KEY,
         db_pool_max_size=40,
+        # Nothing listens on these: the session runs with both services down (fallback risk
+        # rules, notifications waiting in the outbox). Tests that need them start their own.
+        fraud_url=f"http://127.0.0.1:{free_port()}",
+        notification_url=f"http://127.0.0.1:{free_port()}",
     )
 
 

@@ -95,7 +95,7 @@ async def test_transfer_amount_must_be_positive_and_immutable(
             await conn.execute(
                 "UPDATE transfers SET amount = 1 WHERE id = $1", uuid.UUID(transfer_id)
             )
-    with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="final"):
+    with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="cannot move"):
         async with conn.transaction():
             await conn.execute(
                 "UPDATE transfers SET status = 'failed', failure_code = 'x' WHERE id = $1",

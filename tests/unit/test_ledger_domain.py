@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,10 +13,13 @@ from steadypay.ledger.domain import (
     Account,
     AccountKind,
     FailureCode,
+    HoldAction,
+    Risk,
     TransferCommand,
     TransferStatus,
     TransferType,
     apply_batch,
+    settle_hold,
 )
 from steadypay.money import MAX_BALANCE_MINOR
 
@@ -163,3 +167,60 @@ def test_batch_equals_one_by_one_and_conserves_money(
     system_after = together.accounts.get(SYSTEM.id, SYSTEM).balance
     assert sum(final.values()) + system_after == sum(balances)  # conservation incl. system
     assert sum(p.amount for p in together.postings) == 0
+
+
+def _maybe_held(src: uuid.UUID, dst: uuid.UUID, amount: int, held: bool) -> TransferCommand | None:
+    if src == dst:
+        return None
+    risk = Risk(None, "fallback", ("test",), review=held)
+    return TransferCommand(uuid.uuid4(), TransferType.TRANSFER, src, dst, amount, "USD", "t",
+                           risk=risk)  # fmt: skip
+
+
+held_batches = st.lists(
+    st.builds(_maybe_held, st.sampled_from(WALLETS), st.sampled_from(WALLETS),
+              st.integers(1, 500), st.booleans()),
+    max_size=30,
+).map(lambda xs: [x for x in xs if x is not None])  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(batch=held_batches, balances=st.lists(st.integers(0, 1000), min_size=4, max_size=4))
+def test_holds_reserve_without_moving_money(
+    batch: list[TransferCommand], balances: list[int]
+) -> None:
+    start = {w: user(w, b) for w, b in zip(WALLETS, balances, strict=True)}
+    result = apply_batch(batch, start, {"USD": SYSTEM}, NOW)
+    final = {w: result.accounts.get(w, start[w]) for w in WALLETS}
+    held = dict.fromkeys(WALLETS, 0)
+    for t in result.transfers:
+        if t.status is TransferStatus.PENDING_REVIEW:
+            assert t.from_wallet_id is not None
+            held[t.from_wallet_id] += t.amount
+            assert t.postings == ()
+            assert t.hold_expires_at == NOW + timedelta(hours=72)
+    for w in WALLETS:
+        assert final[w].available_balance == final[w].balance - held[w]
+        assert final[w].available_balance >= 0
+    assert sum(a.balance for a in final.values()) == sum(balances)  # holds move nothing
+
+
+def test_settling_a_hold_posts_or_voids_exactly_once() -> None:
+    a, b = WALLETS[:2]
+    risk = Risk(None, "fallback", (), review=True)
+    command = TransferCommand(uuid.uuid4(), TransferType.TRANSFER, a, b, 300, "USD", "t",
+                              risk=risk)  # fmt: skip
+    result = apply_batch([command], {a: user(a, 1000), b: user(b, 0)}, {"USD": SYSTEM}, NOW)
+    [hold] = result.transfers
+    debit, credit = result.accounts[a], user(b, 0)
+    assert (debit.balance, debit.available_balance) == (1000, 700)
+    posted = settle_hold(hold, debit, credit, HoldAction.APPROVE, NOW, "admin")
+    assert posted.transfer.status is TransferStatus.COMPLETED
+    assert [(x.balance, x.available_balance) for x in posted.accounts] == [(700, 700), (300, 300)]
+    assert sum(p.amount for p in posted.postings) == 0
+    voided = settle_hold(hold, debit, credit, HoldAction.EXPIRE, NOW, "system")
+    assert voided.transfer.status is TransferStatus.EXPIRED
+    assert [(x.balance, x.available_balance) for x in voided.accounts] == [(1000, 1000)]
+    assert voided.postings == []
+    with pytest.raises(ValueError, match="not pending review"):
+        settle_hold(posted.transfer, debit, credit, HoldAction.REJECT, NOW, "admin")

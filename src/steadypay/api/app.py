@@ -33,6 +33,7 @@ from steadypay.errors import (
     ValidationError,
 )
 from steadypay.idempotency.service import purge_forever
+from steadypay.ledger.jobs import expire_holds_forever
 
 log = structlog.get_logger(__name__)
 
@@ -50,15 +51,21 @@ def create_app(settings: Settings, container: bootstrap.Container | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = container is None
         app.state.container = container or await bootstrap.build(settings)
-        purger = asyncio.create_task(
-            purge_forever(app.state.container.db, settings.idempotency_purge_interval_s)
-        )
+        built: bootstrap.Container = app.state.container
+        jobs = [
+            asyncio.create_task(purge_forever(built.db, settings.idempotency_purge_interval_s)),
+            asyncio.create_task(
+                expire_holds_forever(built.ledger, settings.hold_expiry_interval_s)
+            ),
+        ]
         try:
             yield
         finally:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+            for job in jobs:
+                job.cancel()
+            for job in jobs:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
             if owned:
                 await app.state.container.close()
 

@@ -24,6 +24,7 @@ STATUS_BY_ERROR: dict[type[e.SteadypayError], int] = {
     e.WalletExists: 409,
     e.EmailTaken: 409,
     e.IdempotencyKeyInUse: 409,
+    e.HoldNotPending: 409,
     e.BusinessRuleViolation: 422,
     e.InsufficientFunds: 422,
     e.CurrencyMismatch: 422,

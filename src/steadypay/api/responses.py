@@ -10,10 +10,10 @@ from fastapi.responses import Response
 from steadypay import errors as e
 from steadypay.api.context import request_id
 from steadypay.api.errors import headers_for, render_error, status_for
-from steadypay.api.schemas import transfer_json
 from steadypay.idempotency.domain import StoredResponse
 from steadypay.ledger.domain import FailureCode, Transfer
 from steadypay.ledger.service import Executed, KeyReused, Outcome, Replayed
+from steadypay.ledger.views import transfer_json
 
 JSON = "application/json"
 

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from steadypay.identity.domain import User
-from steadypay.ledger.domain import Transfer, TransferType
+from steadypay.ledger.domain import TransferType
 from steadypay.ledger.wallets import Entry, Wallet
 from steadypay.money import format_amount, get_currency, parse_amount
 from steadypay.payments.service import MoneyMovement
@@ -132,16 +132,24 @@ class WalletOut(BaseModel):
     created_at: datetime
 
 
+class RiskOut(BaseModel):
+    score: int | None = Field(description="0-100 from the fraud service; null from fallback rules")
+    source: str = Field(description='"service" or "fallback" (fraud service unavailable)')
+    reasons: list[str]
+
+
 class TransferOut(BaseModel):
     id: UUID
     type: TransferType
-    status: str
+    status: str = Field(description="completed, failed, pending_review (a hold), rejected, expired")
     from_wallet_id: UUID | None = Field(description="null for deposits")
     to_wallet_id: UUID | None = Field(description="null for withdrawals")
     amount: str
     currency: str
     description: str | None
     failure_code: str | None
+    risk: RiskOut | None = Field(description="How a transfer was judged; null otherwise")
+    hold_expires_at: datetime | None
     created_at: datetime
     completed_at: datetime | None
 
@@ -198,22 +206,6 @@ def wallet_json(wallet: Wallet) -> dict[str, Any]:
         "balance": format_amount(wallet.balance, currency),
         "available_balance": format_amount(wallet.available_balance, currency),
         "created_at": wallet.created_at.isoformat(),
-    }
-
-
-def transfer_json(transfer: Transfer) -> dict[str, Any]:
-    return {
-        "id": str(transfer.id),
-        "type": transfer.type.value,
-        "status": transfer.status.value,
-        "from_wallet_id": str(transfer.from_wallet_id) if transfer.from_wallet_id else None,
-        "to_wallet_id": str(transfer.to_wallet_id) if transfer.to_wallet_id else None,
-        "amount": format_amount(transfer.amount, get_currency(transfer.currency)),
-        "currency": transfer.currency,
-        "description": transfer.description,
-        "failure_code": transfer.failure_code.value if transfer.failure_code else None,
-        "created_at": transfer.created_at.isoformat(),
-        "completed_at": transfer.completed_at.isoformat() if transfer.completed_at else None,
     }
 
 

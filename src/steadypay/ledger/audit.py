@@ -73,6 +73,19 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
         """,
     ),
     (
+        "available_equals_balance_minus_holds",
+        "every user wallet's available balance is its balance minus its open review holds",
+        """
+        SELECT w.id, w.balance::text, w.available_balance::text,
+               coalesce(h.held, 0)::text AS open_holds
+        FROM wallets w
+        LEFT JOIN (SELECT from_wallet_id, sum(amount) AS held FROM transfers
+                   WHERE status = 'pending_review' GROUP BY from_wallet_id) h
+               ON h.from_wallet_id = w.id
+        WHERE w.kind = 'user' AND w.available_balance <> w.balance - coalesce(h.held, 0)
+        """,
+    ),
+    (
         "no_negative_user_balance",
         "no user wallet has a negative balance or available balance",
         """
@@ -98,11 +111,12 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
         """,
     ),
     (
-        "failed_transfers_moved_nothing",
-        "a failed transfer has no postings",
+        "unposted_transfers_moved_nothing",
+        "a failed, held, rejected or expired transfer has no postings",
         """
-        SELECT t.id, t.failure_code FROM transfers t
-        WHERE t.status = 'failed' AND EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id)
+        SELECT t.id, t.status, t.failure_code FROM transfers t
+        WHERE t.status IN ('failed', 'pending_review', 'rejected', 'expired')
+          AND EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id)
         """,
     ),
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
@@ -26,6 +26,35 @@ class TransferType(StrEnum):
 class TransferStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
+    PENDING_REVIEW = "pending_review"
+    """A hold: reserved on the sender (available drops), nothing at the receiver yet."""
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class HoldAction(StrEnum):
+    APPROVE = "approve"  # post the pending transfer
+    REJECT = "reject"  # void it
+    EXPIRE = "expire"  # void it because its time ran out
+
+    @property
+    def outcome(self) -> TransferStatus:
+        return {
+            HoldAction.APPROVE: TransferStatus.COMPLETED,
+            HoldAction.REJECT: TransferStatus.REJECTED,
+            HoldAction.EXPIRE: TransferStatus.EXPIRED,
+        }[self]
+
+
+@dataclass(frozen=True, slots=True)
+class Risk:
+    """How a transfer was judged before money moved."""
+
+    score: int | None
+    """0-100 from the fraud service; None when the in-process fallback rules decided."""
+    source: str  # "service" | "fallback"
+    reasons: tuple[str, ...]
+    review: bool
 
 
 class FailureCode(StrEnum):
@@ -57,6 +86,7 @@ class Account:
     currency: str
     balance: int
     available_balance: int
+    user_id: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +103,8 @@ class TransferCommand:
     currency: str
     initiated_by: str
     description: str | None = None
+    risk: Risk | None = None
+    """Set for transfers: the verdict; ``risk.review`` makes it a hold pending review."""
 
     def __post_init__(self) -> None:
         if self.amount <= 0:
@@ -118,6 +150,10 @@ class Transfer:
     failure_code: FailureCode | None = None
     failure_param: str | None = None
     postings: tuple[Posting, ...] = field(default=())
+    risk: Risk | None = None
+    hold_expires_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
 
 
 @dataclass(slots=True)
@@ -133,6 +169,7 @@ def apply_batch(
     accounts: Mapping[UUID, Account],
     system_accounts: Mapping[str, Account],
     now: datetime,
+    hold_ttl: timedelta = timedelta(hours=72),
 ) -> BatchResult:
     """Apply ``commands`` in order to ``accounts`` (locked by the caller) and return outcomes."""
     state: dict[UUID, Account] = dict(accounts)
@@ -154,6 +191,14 @@ def apply_batch(
             continue
         assert debit is not None  # _check guarantees both
         assert credit is not None
+        if command.risk is not None and command.risk.review:
+            # A hold: reserve the amount on the sender; the receiver sees nothing yet.
+            state[debit.id] = replace(
+                debit, available_balance=debit.available_balance - command.amount
+            )
+            changed.add(debit.id)
+            transfers.append(_record(command, now, hold_expires_at=now + hold_ttl))
+            continue
         debit_after = replace(
             debit,
             balance=debit.balance - command.amount,
@@ -215,11 +260,18 @@ def _record(
     postings: tuple[Posting, ...] = (),
     failure_code: FailureCode | None = None,
     failure_param: str | None = None,
+    hold_expires_at: datetime | None = None,
 ) -> Transfer:
+    if failure_code:
+        status = TransferStatus.FAILED
+    elif hold_expires_at:
+        status = TransferStatus.PENDING_REVIEW
+    else:
+        status = TransferStatus.COMPLETED
     return Transfer(
         id=command.id,
         type=command.type,
-        status=TransferStatus.FAILED if failure_code else TransferStatus.COMPLETED,
+        status=status,
         from_wallet_id=command.from_wallet_id,
         to_wallet_id=command.to_wallet_id,
         amount=command.amount,
@@ -227,8 +279,61 @@ def _record(
         description=command.description,
         initiated_by=command.initiated_by,
         created_at=now,
-        completed_at=None if failure_code else now,
+        completed_at=now if status is TransferStatus.COMPLETED else None,
         failure_code=failure_code,
         failure_param=failure_param,
         postings=postings,
+        risk=command.risk,
+        hold_expires_at=hold_expires_at,
     )
+
+
+@dataclass(slots=True)
+class Settlement:
+    transfer: Transfer
+    postings: list[Posting]
+    accounts: list[Account]
+
+
+def settle_hold(
+    transfer: Transfer,
+    debit: Account,
+    credit: Account,
+    action: HoldAction,
+    now: datetime,
+    by: str,
+) -> Settlement:
+    """Post (approve) or void (reject, expire) a pending transfer; the caller holds the locks.
+
+    Posting moves the reserved amount: the sender's balance drops by it (its available balance
+    already did when the hold was placed) and the receiver's balance and available balance
+    rise. Voiding gives the sender its available balance back. Nothing else changes.
+    """
+    if transfer.status is not TransferStatus.PENDING_REVIEW:
+        raise ValueError(f"transfer {transfer.id} is {transfer.status}, not pending review")
+    amount = transfer.amount
+    status = action.outcome
+    resolved = replace(
+        transfer,
+        status=status,
+        completed_at=now if status is TransferStatus.COMPLETED else None,
+        resolved_at=now,
+        resolved_by=by,
+    )
+    if action is not HoldAction.APPROVE:
+        released = replace(debit, available_balance=debit.available_balance + amount)
+        return Settlement(resolved, [], [released])
+    debit_after = replace(debit, balance=debit.balance - amount)
+    credit_after = replace(
+        credit,
+        balance=credit.balance + amount,
+        available_balance=credit.available_balance + amount,
+    )
+    postings = [
+        Posting(transfer.id, debit.id, transfer.currency, -amount, debit.balance,
+                debit_after.balance),
+        Posting(transfer.id, credit.id, transfer.currency, amount, credit.balance,
+                credit_after.balance),
+    ]  # fmt: skip
+    return Settlement(replace(resolved, postings=tuple(postings)), postings,
+                      [debit_after, credit_after])  # fmt: skip

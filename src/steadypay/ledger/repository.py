@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from steadypay.ledger.domain import (
     AccountKind,
     FailureCode,
     Posting,
+    Risk,
     Transfer,
     TransferStatus,
     TransferType,
@@ -23,7 +25,8 @@ from steadypay.ledger.domain import (
 _WALLET_COLUMNS = "id, kind, user_id, currency, balance, available_balance, created_at"
 _TRANSFER_COLUMNS = (
     "id, type, status, from_wallet_id, to_wallet_id, amount, currency, description, "
-    "failure_code, failure_message, initiated_by, created_at, completed_at"
+    "failure_code, failure_message, initiated_by, created_at, completed_at, risk_score, "
+    "risk_source, risk_reasons, hold_expires_at, resolved_at, resolved_by"
 )
 
 
@@ -34,6 +37,7 @@ def account_from_row(row: asyncpg.Record) -> Account:
         currency=row["currency"],
         balance=row["balance"],
         available_balance=row["available_balance"],
+        user_id=row["user_id"],
     )
 
 
@@ -51,6 +55,19 @@ def transfer_from_row(row: asyncpg.Record) -> Transfer:
         created_at=row["created_at"],
         completed_at=row["completed_at"],
         failure_code=FailureCode(row["failure_code"]) if row["failure_code"] else None,
+        risk=(
+            Risk(
+                row["risk_score"],
+                row["risk_source"],
+                tuple(json.loads(row["risk_reasons"] or "[]")),
+                review=row["hold_expires_at"] is not None,
+            )
+            if row["risk_source"]
+            else None
+        ),
+        hold_expires_at=row["hold_expires_at"],
+        resolved_at=row["resolved_at"],
+        resolved_by=row["resolved_by"],
     )
 
 
@@ -65,7 +82,7 @@ async def lock_accounts(
     """
     rows = await conn.fetch(
         """
-        SELECT id, kind, currency, balance, available_balance, now() AS tx_now
+        SELECT id, kind, user_id, currency, balance, available_balance, now() AS tx_now
         FROM wallets
         WHERE id = ANY($1::uuid[]) OR (kind = 'system' AND currency = ANY($2::text[]))
         ORDER BY id
@@ -86,13 +103,15 @@ async def lock_accounts(
 
 
 async def insert_transfers(conn: asyncpg.Connection, transfers: Sequence[Transfer]) -> None:
-    columns: list[list[Any]] = [[] for _ in range(12)]
+    columns: list[list[Any]] = [[] for _ in range(16)]
     for t in transfers:
+        risk = t.risk
         values = (
             t.id, t.type.value, t.status.value, t.from_wallet_id, t.to_wallet_id, t.amount,
             t.currency, t.description, t.failure_code.value if t.failure_code else None,
             FAILURE_MESSAGES[t.failure_code] if t.failure_code else None, t.initiated_by,
-            t.completed_at,
+            t.completed_at, risk.score if risk else None, risk.source if risk else None,
+            json.dumps(list(risk.reasons)) if risk else None, t.hold_expires_at,
         )  # fmt: skip
         for column, value in zip(columns, values, strict=True):
             column.append(value)
@@ -100,13 +119,89 @@ async def insert_transfers(conn: asyncpg.Connection, transfers: Sequence[Transfe
         """
         INSERT INTO transfers (id, type, status, from_wallet_id, to_wallet_id, amount, currency,
                                description, failure_code, failure_message, initiated_by,
-                               completed_at)
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
-                             $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[],
-                             $11::text[], $12::timestamptz[])
+                               completed_at, risk_score, risk_source, risk_reasons,
+                               hold_expires_at)
+        SELECT id, type, status, fw, tw, amount, currency, description, fc, fm, ib, ca, rs,
+               rsrc, rr::jsonb, he
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
+                    $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[],
+                    $11::text[], $12::timestamptz[], $13::int2[], $14::text[], $15::text[],
+                    $16::timestamptz[])
+             AS t(id, type, status, fw, tw, amount, currency, description, fc, fm, ib, ca, rs,
+                  rsrc, rr, he)
         """,
         *columns,
     )
+
+
+async def insert_events(
+    conn: asyncpg.Connection, events: Sequence[tuple[UUID, str, UUID | None, dict[str, Any]]]
+) -> None:
+    """Outbox rows, written in the transaction of the change they announce."""
+    if not events:
+        return
+    await conn.execute(
+        """
+        INSERT INTO outbox_events (id, type, transfer_id, payload)
+        SELECT id, type, transfer_id, payload::jsonb
+        FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[])
+             AS e(id, type, transfer_id, payload)
+        """,
+        [e[0] for e in events],
+        [e[1] for e in events],
+        [e[2] for e in events],
+        [json.dumps(e[3], separators=(",", ":")) for e in events],
+    )
+
+
+async def lock_transfer(conn: asyncpg.Connection, transfer_id: UUID) -> Transfer | None:
+    row = await conn.fetchrow(
+        f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id = $1 FOR UPDATE", transfer_id
+    )
+    return transfer_from_row(row) if row else None
+
+
+async def update_resolution(conn: asyncpg.Connection, transfer: Transfer) -> None:
+    await conn.execute(
+        """
+        UPDATE transfers SET status = $2, completed_at = $3, resolved_at = $4, resolved_by = $5
+        WHERE id = $1
+        """,
+        transfer.id,
+        transfer.status.value,
+        transfer.completed_at,
+        transfer.resolved_at,
+        transfer.resolved_by,
+    )
+
+
+async def due_holds(conn: asyncpg.Connection, limit: int) -> list[UUID]:
+    rows = await conn.fetch(
+        """
+        SELECT id FROM transfers
+        WHERE status = 'pending_review' AND hold_expires_at <= now()
+        ORDER BY hold_expires_at LIMIT $1
+        """,
+        limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def pending_reviews(
+    conn: asyncpg.Connection, limit: int, starting_after: UUID | None
+) -> list[Transfer]:
+    """Holds awaiting a decision, oldest first (the review queue's order)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_TRANSFER_COLUMNS} FROM transfers
+        WHERE status = 'pending_review'
+          AND ($2::uuid IS NULL OR seq > (SELECT seq FROM transfers WHERE id = $2))
+        ORDER BY seq LIMIT $1
+        """,
+        limit,
+        starting_after,
+    )
+    return [transfer_from_row(r) for r in rows]
 
 
 async def insert_postings(conn: asyncpg.Connection, postings: Sequence[Posting]) -> None:

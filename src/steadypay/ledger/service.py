@@ -18,18 +18,35 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from steadypay.db.pool import Database
-from steadypay.errors import IdempotencyKeyInUse, LedgerContention, TransactionConflict
+from steadypay.errors import (
+    HoldNotPending,
+    IdempotencyKeyInUse,
+    LedgerContention,
+    NotFound,
+    TransactionConflict,
+)
 from steadypay.idempotency import repository as idempotency_sql
 from steadypay.idempotency.domain import IdempotencyClaim, StoredResponse
 from steadypay.ledger import repository as sql
-from steadypay.ledger.domain import Transfer, TransferCommand, apply_batch
+from steadypay.ledger import views
+from steadypay.ledger.domain import (
+    Account,
+    HoldAction,
+    Transfer,
+    TransferCommand,
+    TransferStatus,
+    apply_batch,
+    settle_hold,
+)
 
 Renderer = Callable[[Transfer], StoredResponse]
 
@@ -79,12 +96,14 @@ class Ledger:
         *,
         retry: RetryPolicy | None = None,
         idempotency_ttl_hours: float = 24.0,
+        hold_ttl: timedelta = timedelta(hours=72),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self._db = db
         self._retry = retry or RetryPolicy()
         self._ttl_hours = idempotency_ttl_hours
+        self._hold_ttl = hold_ttl
         self._sleep = sleep
         self._rng = rng
 
@@ -133,10 +152,17 @@ class Ledger:
             currencies = {c.currency for c in commands if c.from_wallet_id is None
                           or c.to_wallet_id is None}  # fmt: skip
             accounts, systems, now = await sql.lock_accounts(conn, wallet_ids, currencies)
-            result = apply_batch(commands, accounts, systems, now)
+            result = apply_batch(commands, accounts, systems, now, self._hold_ttl)
             await sql.insert_transfers(conn, result.transfers)
             await sql.insert_postings(conn, result.postings)
             await sql.update_balances(conn, result.accounts.values())
+            await sql.insert_events(
+                conn,
+                [
+                    _announce(views.EVENT_FOR_STATUS[t.status], t, accounts, now)
+                    for t in result.transfers
+                ],
+            )
             transfers = {t.id: t for t in result.transfers}
             to_store = []
             for request in runnable:
@@ -173,6 +199,90 @@ class Ledger:
             else:
                 outcomes.append(Replayed(response))
         return outcomes
+
+    # --- holds (two-phase transfers) ------------------------------------------------------
+
+    async def resolve_hold(self, transfer_id: UUID, action: HoldAction, by: str) -> Transfer:
+        """Post (approve) or void (reject, expire) a hold, once.
+
+        Asking for the outcome a hold already has returns it unchanged (approving twice is
+        idempotent); asking for a different one of a resolved hold is refused: a rejected or
+        expired hold can never be posted, a posted one never voided.
+        """
+        for attempt in range(self._retry.max_attempts):
+            try:
+                async with self._db.transaction() as conn:
+                    return await self._resolve_once(conn, transfer_id, action, by)
+            except TransactionConflict:
+                if attempt + 1 < self._retry.max_attempts:
+                    await self._sleep(self._retry.backoff(attempt, self._rng))
+        raise LedgerContention()
+
+    async def _resolve_once(
+        self, conn: asyncpg.Connection, transfer_id: UUID, action: HoldAction, by: str
+    ) -> Transfer:
+        transfer = await sql.lock_transfer(conn, transfer_id)
+        if transfer is None:
+            raise NotFound("no such transfer", param="transfer_id")
+        if transfer.status is action.outcome:
+            return transfer
+        if transfer.status is not TransferStatus.PENDING_REVIEW:
+            raise HoldNotPending(
+                f"transfer is {transfer.status.value}; only a pending_review hold can be "
+                f"{action.outcome.value}",
+                details={"status": transfer.status.value},
+            )
+        debit_id, credit_id = transfer.from_wallet_id, transfer.to_wallet_id
+        assert debit_id is not None  # holds are transfers: both parties exist
+        assert credit_id is not None
+        accounts, _, now = await sql.lock_accounts(conn, (debit_id, credit_id), ())
+        if action is HoldAction.EXPIRE and (
+            transfer.hold_expires_at is None or transfer.hold_expires_at > now
+        ):
+            return transfer  # not due (the expiry job raced an extension or a clock skew)
+        settled = settle_hold(transfer, accounts[debit_id], accounts[credit_id], action, now, by)
+        await sql.update_resolution(conn, settled.transfer)
+        await sql.insert_postings(conn, settled.postings)
+        await sql.update_balances(conn, settled.accounts)
+        event_type = (
+            views.APPROVED
+            if action is HoldAction.APPROVE
+            else views.EVENT_FOR_STATUS[settled.transfer.status]
+        )
+        await sql.insert_events(conn, [_announce(event_type, settled.transfer, accounts, now)])
+        return settled.transfer
+
+    async def expire_due_holds(self, limit: int = 500) -> int:
+        """Void every hold whose time ran out; returns how many. Safe to run in many workers."""
+        async with self._db.connection() as conn:
+            due = await sql.due_holds(conn, limit)
+        expired = 0
+        for transfer_id in due:
+            try:
+                result = await self.resolve_hold(transfer_id, HoldAction.EXPIRE, "system:expiry")
+            except HoldNotPending:
+                continue  # approved or rejected meanwhile
+            expired += result.status is TransferStatus.EXPIRED
+        return expired
+
+    async def pending_reviews(
+        self, limit: int, starting_after: UUID | None
+    ) -> tuple[list[Transfer], bool]:
+        async with self._db.connection() as conn:
+            rows = await sql.pending_reviews(conn, limit + 1, starting_after)
+        return rows[:limit], len(rows) > limit
+
+
+def _announce(
+    event_type: str, transfer: Transfer, accounts: Mapping[UUID, Account], now: datetime
+) -> tuple[UUID, str, UUID | None, dict[str, Any]]:
+    owners = {
+        str(accounts[w].user_id)
+        for w in (transfer.from_wallet_id, transfer.to_wallet_id)
+        if w is not None and w in accounts and accounts[w].user_id is not None
+    }
+    event_id, kind, payload = views.event(event_type, transfer, sorted(owners), now)
+    return event_id, kind, transfer.id, payload
 
 
 def _key(claim: IdempotencyClaim) -> tuple[str, str]:

@@ -38,6 +38,13 @@ class Entry:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Parties:
+    sender_user_id: UUID
+    receiver_user_id: UUID | None
+    sender_created_at: datetime
+
+
 def _wallet(row: asyncpg.Record) -> Wallet:
     return Wallet(
         id=row["id"],
@@ -68,6 +75,23 @@ class Wallets:
         async with self._db.connection() as conn:
             row = await sql.get_wallet(conn, wallet_id)
         return _wallet(row) if row else None
+
+    async def parties(self, from_id: UUID, to_id: UUID) -> Parties | None:
+        """Owners of both wallets and the sender's account age, or None if either is missing."""
+        async with self._db.connection() as conn:
+            row = await conn.fetchrow(
+                """
+                SELECT f.user_id AS sender, u.created_at AS sender_created_at,
+                       t.user_id AS receiver
+                FROM wallets f JOIN users u ON u.id = f.user_id, wallets t
+                WHERE f.id = $1 AND t.id = $2
+                """,
+                from_id,
+                to_id,
+            )
+        if row is None:
+            return None
+        return Parties(row["sender"], row["receiver"], row["sender_created_at"])
 
     async def user_wallet_ids(self, user_id: UUID) -> list[UUID]:
         async with self._db.connection() as conn:

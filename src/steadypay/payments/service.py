@@ -15,9 +15,10 @@ from uuid import UUID
 from steadypay.errors import PermissionDenied
 from steadypay.idempotency.domain import IdempotencyClaim, fingerprint
 from steadypay.identity.domain import Principal
-from steadypay.ledger.domain import TransferCommand, TransferType
-from steadypay.ledger.service import Ledger, Outcome, Renderer, WriteRequest
-from steadypay.ledger.wallets import Wallets
+from steadypay.ledger.domain import Risk, TransferCommand, TransferStatus, TransferType
+from steadypay.ledger.service import Executed, Ledger, Outcome, Renderer, WriteRequest
+from steadypay.ledger.wallets import Parties, Wallets
+from steadypay.payments.risk import RiskAssessor, RiskQuestion
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +43,24 @@ class MoneyMovement:
 
 
 class Payments:
-    def __init__(self, ledger: Ledger, wallets: Wallets) -> None:
+    def __init__(self, ledger: Ledger, wallets: Wallets, risk: RiskAssessor) -> None:
         self._ledger = ledger
         self._wallets = wallets
+        self._risk = risk
 
     async def submit(
         self, principal: Principal, idempotency_key: str, movement: MoneyMovement, render: Renderer
     ) -> Outcome:
+        """Authorise, judge the risk of a transfer *before* money moves, then execute.
+
+        A risky transfer (or, with the fraud service down, one the fallback rules flag) becomes
+        a hold pending review instead of moving money."""
         await self._authorize(principal, movement)
+        transfer_id = uuid.uuid4()
+        parties = await self._parties(movement)
+        risk = await self._judge(transfer_id, movement, parties) if parties else None
         command = TransferCommand(
-            id=uuid.uuid4(),
+            id=transfer_id,
             type=movement.type,
             from_wallet_id=movement.from_wallet_id,
             to_wallet_id=movement.to_wallet_id,
@@ -59,6 +68,7 @@ class Payments:
             currency=movement.currency,
             initiated_by=principal.scope,
             description=movement.description,
+            risk=risk,
         )
         claim = IdempotencyClaim(
             principal=principal.scope,
@@ -66,7 +76,40 @@ class Payments:
             fingerprint=fingerprint(movement.type.value, movement.parameters()),
         )
         [outcome] = await self._ledger.execute([WriteRequest(command, claim, render)])
+        if (
+            isinstance(outcome, Executed)
+            and parties is not None
+            and outcome.transfer.status in (TransferStatus.COMPLETED, TransferStatus.PENDING_REVIEW)
+        ):
+            await self._risk.record(parties.sender_user_id, outcome.transfer)
         return outcome
+
+    async def _parties(self, movement: MoneyMovement) -> Parties | None:
+        """Who pays whom, for a transfer between two existing wallets (else None: deposits
+        and withdrawals are not judged, and the ledger records a missing wallet's failure)."""
+        if movement.type is not TransferType.TRANSFER:
+            return None
+        assert movement.from_wallet_id is not None
+        assert movement.to_wallet_id is not None
+        return await self._wallets.parties(movement.from_wallet_id, movement.to_wallet_id)
+
+    async def _judge(
+        self, transfer_id: uuid.UUID, movement: MoneyMovement, parties: Parties
+    ) -> Risk:
+        assert movement.from_wallet_id is not None
+        assert movement.to_wallet_id is not None
+        return await self._risk.assess(
+            RiskQuestion(
+                transfer_id=transfer_id,
+                sender_user_id=parties.sender_user_id,
+                receiver_user_id=parties.receiver_user_id,
+                from_wallet_id=movement.from_wallet_id,
+                to_wallet_id=movement.to_wallet_id,
+                amount=movement.amount,
+                currency=movement.currency,
+                sender_created_at=parties.sender_created_at,
+            )
+        )
 
     async def _authorize(self, principal: Principal, movement: MoneyMovement) -> None:
         if principal.is_admin:

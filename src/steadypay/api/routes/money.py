@@ -18,9 +18,11 @@ from steadypay.api.schemas import (
     ErrorOut,
     TransferListOut,
     TransferOut,
-    transfer_json,
 )
+from steadypay.bootstrap import Container
 from steadypay.errors import NotFound
+from steadypay.ledger.domain import HoldAction
+from steadypay.ledger.views import transfer_json
 
 router = APIRouter(tags=["money"])
 
@@ -121,4 +123,51 @@ async def list_transfers(
     page, has_more = await c.wallets.transfers(
         wallet_ids=wallet_ids, limit=limit, starting_after=starting_after
     )
+    return json_response({"data": [transfer_json(t) for t in page], "has_more": has_more})
+
+
+HOLD_RESPONSES: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorOut, "description": "not_found"},
+    409: {"model": ErrorOut, "description": "hold_not_pending: already resolved otherwise"},
+}
+
+
+async def _resolve(c: Container, transfer_id: UUID, action: HoldAction) -> Response:
+    who = "admin"
+    transfer = await c.ledger.resolve_hold(transfer_id, action, who)
+    return json_response(transfer_json(transfer))
+
+
+@router.post(
+    "/v1/transfers/{transfer_id}/approve",
+    response_model=TransferOut,
+    responses=HOLD_RESPONSES,
+    summary="Post a held transfer: the money reaches the receiver (admin; idempotent)",
+)
+async def approve(transfer_id: UUID, c: ContainerDep, _: AdminDep) -> Response:
+    return await _resolve(c, transfer_id, HoldAction.APPROVE)
+
+
+@router.post(
+    "/v1/transfers/{transfer_id}/reject",
+    response_model=TransferOut,
+    responses=HOLD_RESPONSES,
+    summary="Void a held transfer: the sender's funds are released (admin; idempotent)",
+)
+async def reject(transfer_id: UUID, c: ContainerDep, _: AdminDep) -> Response:
+    return await _resolve(c, transfer_id, HoldAction.REJECT)
+
+
+@router.get(
+    "/v1/reviews",
+    response_model=TransferListOut,
+    summary="Transfers held for manual review, oldest first (admin)",
+)
+async def list_reviews(
+    c: ContainerDep,
+    _: AdminDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: Annotated[UUID | None, Query(description="A transfer id (cursor)")] = None,
+) -> Response:
+    page, has_more = await c.ledger.pending_reviews(limit, starting_after)
     return json_response({"data": [transfer_json(t) for t in page], "has_more": has_more})
