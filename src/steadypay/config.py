@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from steadypay.fraud.rules import FraudRules
 from steadypay.resilience.pipeline import PipelineConfig
 from steadypay.resilience.store import BreakerConfig
 
@@ -132,9 +133,25 @@ class Settings(BaseSettings):
     hold_ttl_hours: float = Field(default=72.0, gt=0, description="A review hold's lifetime.")
     hold_expiry_interval_s: float = Field(default=30.0, gt=0)
     fraud_url: str = Field(default="http://127.0.0.1:8001", description="The fraud service.")
+    fraud_rules: FraudRules = Field(
+        default_factory=FraudRules,
+        description="The fraud service's rules (JSON in STEADYPAY_FRAUD_RULES).",
+    )
     notification_url: str = Field(
         default="http://127.0.0.1:8002", description="The notification service."
     )
+
+    # --- outbox relay and webhooks ----------------------------------------------------------
+    outbox_batch_size: int = Field(default=100, ge=1)
+    outbox_lease_s: float = Field(default=30.0, gt=0)
+    outbox_max_age_hours: float = Field(default=72.0, gt=0, description="Then dead-lettered.")
+    outbox_backoff_base_s: float = Field(default=1.0, gt=0)
+    outbox_backoff_cap_s: float = Field(default=600.0, gt=0)
+    webhook_max_age_hours: float = Field(default=72.0, gt=0, description="Retry this long.")
+    webhook_backoff_base_s: float = Field(default=5.0, gt=0)
+    webhook_backoff_cap_s: float = Field(default=3600.0, gt=0)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_rotation_window_hours: float = Field(default=24.0, gt=0)
 
     # --- outbound dependencies ------------------------------------------------------------
     dependencies: dict[str, DependencySettings] = Field(

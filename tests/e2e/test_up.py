@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,35 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.processes import STEADYPAY, clean_env, free_port, gone_or_zombie
+
 pytestmark = pytest.mark.e2e
-
-STEADYPAY = str(Path(sys.executable).with_name("steadypay"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def gone_or_zombie(pid: int, within_s: float) -> bool:
-    """True once ``pid`` has exited (a zombie awaiting its reaper counts as exited)."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return True
-        if state in ("Z", "X"):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def clean_env() -> dict[str, str]:
-    """The user's environment without any steadypay configuration: the embedded default."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("STEADYPAY_")}
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from steadypay import __version__, bootstrap
 from steadypay.api.context import RequestIdMiddleware, request_id
 from steadypay.api.responses import error_response, json_response
-from steadypay.api.routes import health, money, users, wallets
+from steadypay.api.routes import health, money, outbox, users, wallets, webhooks
 from steadypay.config import Settings
 from steadypay.errors import (
     AuthenticationError,
@@ -77,7 +77,11 @@ def create_app(settings: Settings, container: bootstrap.Container | None = None)
     )
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for router in (health.router, users.router, wallets.router, money.router):
+    routers = (
+        health.router, users.router, wallets.router, money.router, webhooks.router,
+        outbox.router,
+    )  # fmt: skip
+    for router in routers:
         app.include_router(router)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app

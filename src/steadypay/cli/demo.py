@@ -94,6 +94,12 @@ class LoadReport:
     elapsed_s: float
     funded_total_minor: int
     wallets_total_minor: int
+    latencies_ms: list[float]
+    risk_sources: Counter[str]
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
     @property
     def conserved(self) -> bool:
@@ -131,6 +137,8 @@ async def run_load(
                                         "currency": "USD"})  # fmt: skip
             ids.append(wallet["id"])
         statuses: Counter[int] = Counter()
+        sources: Counter[str] = Counter()
+        latencies: list[float] = []
         errors = 0
         gate = asyncio.Semaphore(concurrency)
         rng = random.Random()  # noqa: S311 -- picks load-test pairs, not secrets
@@ -143,8 +151,13 @@ async def run_load(
                 try:
                     body = {"from_wallet_id": src, "to_wallet_id": dst, "amount": amount,
                             "currency": "USD"}  # fmt: skip
+                    sent = time.perf_counter()
                     r = await post("/v1/transfers", body)
+                    latencies.append((time.perf_counter() - sent) * 1000)
                     statuses[r.status_code] += 1
+                    if r.status_code == 201:
+                        risk = r.json().get("risk") or {}
+                        sources[f"{risk.get('source')}/{r.json()['status']}"] += 1
                 except httpx.TransportError:
                     errors += 1
 
@@ -155,13 +168,17 @@ async def run_load(
         for wallet_id in ids:
             balance = (await client.get(f"/v1/wallets/{wallet_id}")).json()["balance"]
             total += parse_amount(balance, get_currency("USD"))
-    return LoadReport(transfers, statuses, errors, elapsed, wallets * 10_000, total)
+    return LoadReport(
+        transfers, statuses, errors, elapsed, wallets * 10_000, total, latencies, sources
+    )
 
 
 def print_load(report: LoadReport) -> None:
     console = Console()
     table = Table(title="concurrent transfers")
-    for column in ("requested", "201", "422", "other", "transport errors", "seconds", "per second"):
+    columns = ("requested", "201", "422", "other", "transport errors", "seconds", "per second",
+               "p50 ms", "p99 ms")  # fmt: skip
+    for column in columns:
         table.add_column(column)
     other = sum(n for s, n in report.statuses.items() if s not in (201, 422))
     table.add_row(
@@ -172,8 +189,12 @@ def print_load(report: LoadReport) -> None:
         str(report.transport_errors),
         f"{report.elapsed_s:.2f}",
         f"{report.requested / report.elapsed_s:.0f}",
+        f"{report.percentile(0.50):.1f}",
+        f"{report.percentile(0.99):.1f}",
     )
     console.print(table)
+    judged = ", ".join(f"{k}: {v}" for k, v in sorted(report.risk_sources.items()))
+    console.print(f"risk source/status of the 201s: {judged}")
     verdict = "[green]conserved[/]" if report.conserved else "[red]NOT CONSERVED[/]"
     console.print(
         f"deposited {report.funded_total_minor / 100:.2f} USD, wallets hold "

@@ -33,18 +33,97 @@ def _settings() -> Settings:
         raise typer.BadParameter(str(exc)) from exc
 
 
+Host = Annotated[str, typer.Option(help="Interface to listen on")]
+
+
 @app.command()
 def up(
-    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The payment API's port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="API worker processes")] = 1,
+    data_dir: DataDir = None,
+    fraud_port: Annotated[int, typer.Option(help="The fraud service's port")] = 8001,
+    notification_port: Annotated[int, typer.Option(help="The notification service's port")] = 8002,
+    services: Annotated[
+        str, typer.Option(help="Which to run, comma-separated: fraud,notifications,api,relay")
+    ] = "fraud,notifications,api,relay",
+) -> None:
+    """Migrate, then run the whole system under one supervisor (on the embedded PostgreSQL
+    unless STEADYPAY_DATABASE_URL is set). Ctrl-C stops everything."""
+    from steadypay.cli.up import SERVICES, run_up
+
+    chosen = tuple(s.strip() for s in services.split(",") if s.strip())
+    unknown = set(chosen) - set(SERVICES)
+    if unknown:
+        raise typer.BadParameter(f"unknown services {sorted(unknown)}; choose from {SERVICES}")
+    settings = _settings()
+    run_up(
+        settings,
+        host=host,
+        port=port,
+        workers=workers,
+        data_dir=data_dir or settings.data_dir,
+        fraud_port=fraud_port,
+        notification_port=notification_port,
+        services=chosen,
+    )
+
+
+@app.command()
+def api(
+    host: Host = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
-    data_dir: DataDir = None,
 ) -> None:
-    """Migrate, then serve the API (on the embedded PostgreSQL unless STEADYPAY_DATABASE_URL)."""
-    from steadypay.cli.up import run_up
+    """The payment API alone (STEADYPAY_DATABASE_URL and STEADYPAY_ADMIN_KEY required)."""
+    from steadypay.cli.up import run_api
+
+    run_api(_settings(), host=host, port=port, workers=workers)
+
+
+@app.command("fraud-service")
+def fraud_service(
+    host: Host = "127.0.0.1", port: Annotated[int, typer.Option(help="HTTP port")] = 8001
+) -> None:
+    """The fraud service: POST /check-fraud, a configurable rules engine."""
+    from steadypay.cli.fraud import run_fraud_service
+
+    run_fraud_service(_settings(), host, port)
+
+
+@app.command("notification-service")
+def notification_service(
+    host: Host = "127.0.0.1", port: Annotated[int, typer.Option(help="HTTP port")] = 8002
+) -> None:
+    """The notification service: receives events, signs and delivers them to webhooks."""
+    from steadypay.cli.notifications import run_notification_service
+    from steadypay.notifications.options import NotificationOptions
 
     settings = _settings()
-    run_up(settings, host=host, port=port, workers=workers, data_dir=data_dir or settings.data_dir)
+    options = NotificationOptions(
+        rotation_window_s=settings.webhook_rotation_window_hours * 3600,
+        max_age_s=settings.webhook_max_age_hours * 3600,
+        delivery_timeout_s=settings.webhook_timeout_s,
+        backoff_base_s=settings.webhook_backoff_base_s,
+        backoff_cap_s=settings.webhook_backoff_cap_s,
+    )
+    run_notification_service(settings, host, port, options)
+
+
+@app.command("outbox-relay")
+def outbox_relay() -> None:
+    """Deliver outbox events to the notification service (several relays may run)."""
+    from steadypay.cli.outbox import run_outbox_relay
+
+    settings = _settings()
+    run_outbox_relay(
+        settings,
+        batch_size=settings.outbox_batch_size,
+        lease_s=settings.outbox_lease_s,
+        max_age_s=settings.outbox_max_age_hours * 3600,
+        backoff_base_s=settings.outbox_backoff_base_s,
+        backoff_cap_s=settings.outbox_backoff_cap_s,
+    )
 
 
 @app.command()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import Response
 
 from steadypay.api.deps import ContainerDep
 from steadypay.api.responses import json_response
+from steadypay.errors import ServiceUnavailable
+from steadypay.outbox import outbox_backlog
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -25,9 +30,14 @@ async def ready(c: ContainerDep) -> Response:
     database_ok = await c.db.ping(timeout_s=1.0)
     dependencies_ok, dependencies = await c.dependencies.health()
     ok = database_ok and dependencies_ok
+    backlog: dict[str, Any] | None = None
+    if database_ok:
+        with contextlib.suppress(ServiceUnavailable):
+            backlog = await outbox_backlog(c.db)
     body = {
         "status": "ok" if ok else "unavailable",
         "checks": {"database": "ok" if database_ok else "unavailable"},
         "dependencies": dependencies,
+        "outbox": backlog,
     }
     return json_response(body, 200 if ok else 503, headers=None if ok else {"Retry-After": "1"})

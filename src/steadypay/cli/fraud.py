@@ -1,0 +1,41 @@
+"""`steadypay fraud-service`: the fraud service in its own process, until Ctrl-C."""
+
+from __future__ import annotations
+
+import uvicorn
+from rich.console import Console
+
+from steadypay import __version__
+from steadypay.bootstrap import configure_logging
+from steadypay.config import Settings
+from steadypay.fraud.app import create_fraud_app
+
+
+def run_fraud_service(settings: Settings, host: str, port: int) -> None:
+    """Serve the fraud service on ``host:port`` (one process; run more behind a balancer).
+
+    Needs ``STEADYPAY_DATABASE_URL`` (`steadypay up` passes its database to its children) on a
+    database migrated to 0003 or later (`steadypay up` and `steadypay migrate` do that); with
+    ``STEADYPAY_REDIS_URL`` the velocity history lives in Redis, PostgreSQL answering while
+    Redis is down.
+    """
+    if settings.database_url is None:
+        raise SystemExit("STEADYPAY_DATABASE_URL is required to run the fraud service")
+    configure_logging(settings)
+    base = f"http://{host}:{port}"
+    velocity = "Redis, PostgreSQL while Redis is down" if settings.redis_url else "PostgreSQL"
+    Console(stderr=True).print(
+        f"[bold]steadypay fraud service {__version__}[/]\n"
+        f"  Check      POST {base}/check-fraud\n"
+        f"  Health     {base}/health/ready\n"
+        f"  Docs       {base}/docs\n"
+        f"  Velocity   {velocity}"
+    )
+    uvicorn.run(
+        create_fraud_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

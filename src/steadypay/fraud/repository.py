@@ -1,0 +1,172 @@
+"""Velocity and history in PostgreSQL: the table ``fraud.checks`` (migration 0003).
+
+One transaction per check:
+
+1. ``pg_advisory_xact_lock(FRAUD_LOCK_CLASS, <sender>)`` serialises the checks of one sender
+   (and so every repeat of one transfer_id), so each sees all the ones before it;
+2. an earlier row with this transfer_id is replayed (or refused if its details differ);
+3. else the facts are read, the verdict decided, and the row inserted with the verdict.
+
+Rows are kept for ``retention`` (the longest of the velocity windows, the receiver memory and
+the idempotency period) and then purged in batches by :func:`purge_forever`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from steadypay.db.pool import Database
+from steadypay.errors import IdempotencyKeyReuse, ServiceUnavailable
+from steadypay.fraud.domain import Check, Facts, Verdict, WallClock
+from steadypay.fraud.velocity import Decide, Recorded, StoreName
+
+log = structlog.get_logger(__name__)
+
+FRAUD_LOCK_CLASS = 0x4652_4144  # "FRAD": first key of the two-int advisory locks used here
+PURGE_LOCK_ID = 0x4652_4150_5547  # one purger at a time across instances
+PURGE_BATCH = 5_000
+
+_EXISTING = """
+SELECT request_hash, risk_score, reasons, model_version FROM fraud.checks WHERE transfer_id = $1
+"""
+_WINDOWS = """
+SELECT w.window_s,
+       count(c.transfer_id) AS n,
+       (coalesce(sum(c.amount_minor) FILTER (WHERE c.currency = $3), 0))::text AS total
+FROM unnest($4::int[]) AS w (window_s)
+LEFT JOIN fraud.checks AS c
+       ON c.sender_user_id = $1
+      AND c.checked_at > $2::timestamptz - make_interval(secs => w.window_s)
+GROUP BY w.window_s
+"""
+_PAIRS = """
+SELECT (SELECT max(checked_at) FROM fraud.checks
+         WHERE sender_user_id = $1 AND receiver_key = $2) AS last_to,
+       (SELECT max(checked_at) FROM fraud.checks
+         WHERE sender_user_id = $3 AND receiver_key = $1) AS last_from
+"""
+_INSERT = """
+INSERT INTO fraud.checks (transfer_id, sender_user_id, receiver_user_id, receiver_key, currency,
+                          amount_minor, checked_at, request_hash, risk_score, reasons,
+                          model_version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (transfer_id) DO NOTHING
+RETURNING true
+"""
+_PURGE = """
+DELETE FROM fraud.checks WHERE transfer_id IN (
+    SELECT transfer_id FROM fraud.checks WHERE checked_at < $1 ORDER BY checked_at LIMIT $2
+)
+"""
+
+
+def sender_lock_key(sender: UUID) -> int:
+    """A signed 32-bit key from the sender id (collisions only serialise two senders)."""
+    return int.from_bytes(sender.bytes[:4], "big", signed=True)
+
+
+class PostgresVelocity:
+    name: StoreName = "postgres"
+
+    def __init__(self, db: Database, windows_s: tuple[int, ...]) -> None:
+        self._db = db
+        self._windows_s = list(windows_s)
+
+    async def record(self, check: Check, at: datetime, decide: Decide) -> Recorded:
+        fingerprint = bytes.fromhex(check.fingerprint())
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                FRAUD_LOCK_CLASS,
+                sender_lock_key(check.sender_user_id),
+            )
+            row = await conn.fetchrow(_EXISTING, check.transfer_id)
+            if row is not None:
+                return _replay(row, fingerprint, check)
+            facts = await self._facts(conn, check, at)
+            verdict = decide(facts)
+            inserted = await conn.fetchval(
+                _INSERT,
+                check.transfer_id,
+                check.sender_user_id,
+                check.receiver_user_id,
+                check.receiver_key,
+                check.currency.code,
+                check.amount_minor,
+                at,
+                fingerprint,
+                verdict.risk_score,
+                list(verdict.reasons),
+                verdict.model_version,
+            )
+            if not inserted:
+                # The same transfer_id under another sender's lock committed first (a
+                # mismatching repeat): it is now visible.
+                row = await conn.fetchrow(_EXISTING, check.transfer_id)
+                assert row is not None
+                return _replay(row, fingerprint, check)
+        return Recorded(verdict, replayed=False, store=self.name)
+
+    async def _facts(self, conn: asyncpg.Connection, check: Check, at: datetime) -> Facts:
+        counts: dict[int, int] = {}
+        sums: dict[int, int] = {}
+        if self._windows_s:
+            for row in await conn.fetch(
+                _WINDOWS, check.sender_user_id, at, check.currency.code, self._windows_s
+            ):
+                counts[row["window_s"]] = int(row["n"])
+                sums[row["window_s"]] = int(row["total"])
+        pair = await conn.fetchrow(
+            _PAIRS, check.sender_user_id, check.receiver_key, check.reverse_key
+        )
+        assert pair is not None
+        return Facts(
+            at=at,
+            counts=counts,
+            sums_minor=sums,
+            last_to_receiver_at=pair["last_to"],
+            last_from_receiver_at=pair["last_from"],
+        )
+
+
+def _replay(row: asyncpg.Record, fingerprint: bytes, check: Check) -> Recorded:
+    if bytes(row["request_hash"]) != fingerprint:
+        raise IdempotencyKeyReuse(
+            "this transfer_id was already checked with different details",
+            param="transfer_id",
+            details={"transfer_id": str(check.transfer_id)},
+        )
+    verdict = Verdict(int(row["risk_score"]), tuple(row["reasons"]), str(row["model_version"]))
+    return Recorded(verdict, replayed=True, store=PostgresVelocity.name)
+
+
+async def purge_once(db: Database, older_than: datetime) -> int | None:
+    """Delete checks recorded before ``older_than``; None if another process is purging."""
+    removed = 0
+    while True:
+        async with db.transaction() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PURGE_LOCK_ID):
+                return None
+            status = await conn.execute(_PURGE, older_than, PURGE_BATCH)
+        batch = int(status.split()[-1])
+        removed += batch
+        if batch < PURGE_BATCH:
+            return removed
+
+
+async def purge_forever(
+    db: Database, retention: timedelta, interval_s: float, now: WallClock
+) -> None:
+    while True:
+        try:
+            removed = await purge_once(db, now() - retention)
+            if removed:
+                log.info("fraud_checks_purged", removed=removed)
+        except ServiceUnavailable as exc:
+            log.warning("fraud_purge_skipped", reason=exc.code)
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,167 @@
+"""Webhook endpoints, deliveries and the notification service's rules, in plain Python."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from steadypay.errors import ValidationError
+from steadypay.resilience.retry import full_jitter
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+MAX_URL_LENGTH = 2048
+# Fields of an outbox payload that are routing for the notification service, not content for
+# the receiver: a webhook must not learn which other users an event concerned.
+INTERNAL_FIELDS = frozenset({"user_ids"})
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    id: UUID
+    user_id: UUID
+    url: str
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    created_at: datetime
+    rotated_at: datetime | None
+
+
+def signing_secrets(
+    secret: str, previous: str | None, previous_expires_at: datetime | None, now: datetime
+) -> list[str]:
+    """The secrets a delivery is signed with now: the current one first, then the previous one
+    while its rotation window lasts."""
+    if previous is not None and previous_expires_at is not None and previous_expires_at > now:
+        return [secret, previous]
+    return [secret]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: UUID
+    event_id: UUID
+    event_type: str
+    endpoint_id: UUID
+    status: DeliveryStatus
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A leased delivery with what is needed to send it."""
+
+    id: UUID
+    attempts: int
+    """The fencing token of this claim."""
+    event_id: UUID
+    url: str
+    body: str
+    secrets: list[str]
+    give_up_at: datetime
+
+
+def event_body(payload: dict[str, Any]) -> str:
+    """The JSON text a webhook receives: the event without the routing fields."""
+    content = {k: v for k, v in payload.items() if k not in INTERNAL_FIELDS}
+    return json.dumps(content, separators=(",", ":"), ensure_ascii=False)
+
+
+def retry_delay_s(attempts: int, base_s: float, cap_s: float, rng: Callable[[], float]) -> float:
+    """Full-jitter backoff after the ``attempts``-th failed attempt (1-based)."""
+    return full_jitter(max(attempts - 1, 0), base_s, cap_s, rng)
+
+
+def validate_webhook_url(url: str, *, allow_private: bool) -> str:
+    """An absolute http(s) URL. Unless ``allow_private`` (development and tests), a host that
+    is an IP literal must be public and ``localhost`` is refused, so endpoints cannot aim the
+    service at its own network. (Names are not resolved here: a name that resolves to a
+    private address is not caught; egress filtering is the complete answer.)"""
+    if len(url) > MAX_URL_LENGTH:
+        raise ValidationError(f"url is longer than {MAX_URL_LENGTH} characters", param="url")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a port that is not a number in range
+    except ValueError as exc:
+        raise ValidationError("url is not a valid URL", param="url") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("url must be an absolute http:// or https:// URL", param="url")
+    if parts.username or parts.password:
+        raise ValidationError("url must not carry credentials", param="url")
+    if allow_private:
+        return url
+    if parts.scheme != "https":
+        raise ValidationError("url must use https", param="url")
+    host = parts.hostname.lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        raise ValidationError("url must not point at this host", param="url")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return url
+    if not address.is_global:
+        raise ValidationError("url must point at a public address", param="url")
+    return url
+
+
+def endpoint_json(endpoint: WebhookEndpoint, *, with_secret: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": str(endpoint.id),
+        "user_id": str(endpoint.user_id),
+        "url": endpoint.url,
+        "created_at": endpoint.created_at.isoformat(),
+        "previous_secret_expires_at": (
+            endpoint.previous_secret_expires_at.isoformat()
+            if endpoint.previous_secret_expires_at
+            else None
+        ),
+    }
+    if with_secret:
+        body["secret"] = endpoint.secret
+    return body
+
+
+def delivery_json(delivery: Delivery) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": str(delivery.id),
+        "event_id": str(delivery.event_id),
+        "event_type": delivery.event_type,
+        "endpoint_id": str(delivery.endpoint_id),
+        "status": delivery.status.value,
+        "attempts": delivery.attempts,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "created_at": delivery.created_at.isoformat(),
+        "last_attempt_at": iso(delivery.last_attempt_at),
+        "next_attempt_at": iso(delivery.next_attempt_at)
+        if delivery.status is DeliveryStatus.PENDING
+        else None,
+        "delivered_at": iso(delivery.delivered_at),
+    }

@@ -1,0 +1,36 @@
+"""The notification service's tunables (defaults are the production values)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationOptions:
+    rotation_window_s: float = 24 * 3600
+    """After a secret rotation, deliveries are signed with the old secret too this long."""
+    max_age_s: float = 72 * 3600
+    """A delivery is retried until this long after the event was created, then ``failed``."""
+    delivery_timeout_s: float = 5.0
+    """Deadline of one POST to a webhook endpoint (connect, send, answer)."""
+    backoff_base_s: float = 5.0
+    backoff_cap_s: float = 3600.0
+    lease_s: float = 30.0
+    """How long a claimed delivery is reserved for the worker that claimed it."""
+    batch_size: int = 50
+    concurrency: int = 16
+    """Webhook POSTs in flight at once, per process."""
+    poll_interval_s: float = 1.0
+    """Idle wait between claims (a new event wakes the worker at once)."""
+    allow_private_urls: bool | None = None
+    """Endpoints on loopback/private addresses and plain http. None: allowed except when
+    STEADYPAY_ENV=production."""
+    pool_max_size: int = 10
+
+    def __post_init__(self) -> None:
+        if self.lease_s <= self.delivery_timeout_s + 1:
+            raise ValueError("lease_s must exceed delivery_timeout_s by more than a second")
+        if min(self.batch_size, self.concurrency, self.pool_max_size) < 1:
+            raise ValueError("batch_size, concurrency and pool_max_size must be at least 1")
+        if min(self.rotation_window_s, self.max_age_s, self.poll_interval_s) <= 0:
+            raise ValueError("windows and intervals must be positive")

@@ -1,0 +1,153 @@
+"""HTTP routes of the notification service. Everything but health needs the admin key as a
+bearer token: callers are steadypay's own processes (the outbox relay, the payment API)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from steadypay.api.responses import json_response
+from steadypay.db.pool import Database
+from steadypay.errors import AuthenticationError, ValidationError
+from steadypay.identity.domain import same_secret
+from steadypay.notifications.domain import delivery_json, endpoint_json
+from steadypay.notifications.schemas import CreateEndpointIn, EventIn
+from steadypay.notifications.service import NotificationService
+
+MAX_KEY_LENGTH = 400
+
+bearer = HTTPBearer(auto_error=False, description="The admin key (STEADYPAY_ADMIN_KEY).")
+
+
+def service(request: Request) -> NotificationService:
+    found: NotificationService = request.app.state.service
+    return found
+
+
+async def internal_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    expected: str = request.app.state.admin_key
+    if credentials is None or not same_secret(credentials.credentials, expected):
+        raise AuthenticationError()
+
+
+ServiceDep = Annotated[NotificationService, Depends(service)]
+Internal = [Depends(internal_caller)]
+
+
+def optional_key(raw: str | None) -> str | None:
+    if raw is not None and not (1 <= len(raw) <= MAX_KEY_LENGTH and raw.isascii()):
+        raise ValidationError(
+            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} ASCII characters", param="Idempotency-Key"
+        )
+    return raw
+
+
+KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+events = APIRouter(tags=["events"], dependencies=Internal)
+
+
+@events.post(
+    "/events",
+    status_code=202,
+    summary="Receive an outbox event (from the relay). Deduplicated by event id: a redelivery "
+    "is accepted again and notifies nobody twice. Webhooks are sent in the background.",
+)
+async def receive_event(
+    body: EventIn, request: Request, svc: ServiceDep, idempotency_key: KeyHeader = None
+) -> Response:
+    if idempotency_key is not None and idempotency_key != str(body.id):
+        raise ValidationError("Idempotency-Key must be the event id", param="Idempotency-Key")
+    payload: dict[str, Any] = await request.json()  # as sent: field order and formatting kept
+    received = await svc.receive_event(body.id, body.type, body.created_at, body.user_ids, payload)
+    return json_response(
+        {
+            "id": str(received.event_id),
+            "duplicate": received.duplicate,
+            "deliveries": received.deliveries,
+        },
+        202,
+    )
+
+
+internal = APIRouter(prefix="/internal/webhook_endpoints", tags=["internal"], dependencies=Internal)
+
+
+@internal.post(
+    "",
+    status_code=201,
+    summary="Register a webhook endpoint for a user. The answer carries its signing secret. "
+    "Retry with the same Idempotency-Key to get the same endpoint back.",
+)
+async def create_endpoint(
+    body: CreateEndpointIn, svc: ServiceDep, idempotency_key: KeyHeader = None
+) -> Response:
+    endpoint, created = await svc.create_endpoint(
+        body.user_id, body.url, optional_key(idempotency_key)
+    )
+    headers = None if created else {"Idempotent-Replayed": "true"}
+    return json_response(endpoint_json(endpoint, with_secret=True), 201, headers=headers)
+
+
+@internal.post(
+    "/{endpoint_id}/rotate_secret",
+    summary="Replace the signing secret. The old one keeps signing deliveries (as a second v1) "
+    "for the rotation window. The same Idempotency-Key as the last rotation replays it.",
+)
+async def rotate_secret(
+    endpoint_id: UUID,
+    svc: ServiceDep,
+    user_id: Annotated[UUID | None, Query(description="Only if the endpoint is theirs")] = None,
+    idempotency_key: KeyHeader = None,
+) -> Response:
+    endpoint = await svc.rotate_secret(
+        endpoint_id, user_id=user_id, rotation_key=optional_key(idempotency_key)
+    )
+    return json_response(endpoint_json(endpoint, with_secret=True))
+
+
+@internal.get("/{endpoint_id}/deliveries", summary="Delivery attempts, newest first")
+async def list_deliveries(
+    endpoint_id: UUID,
+    svc: ServiceDep,
+    user_id: Annotated[UUID | None, Query(description="Only if the endpoint is theirs")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    starting_after: Annotated[UUID | None, Query(description="A delivery id")] = None,
+) -> Response:
+    page, has_more = await svc.deliveries(
+        endpoint_id, user_id=user_id, limit=limit, starting_after=starting_after
+    )
+    return json_response({"data": [delivery_json(d) for d in page], "has_more": has_more})
+
+
+health = APIRouter(prefix="/health", tags=["health"])
+
+
+@health.get("/live", summary="The process is up")
+async def live() -> Response:
+    return json_response({"status": "ok"})
+
+
+@health.get("/ready", summary="200 when the database answers, with the delivery backlog")
+async def ready(request: Request, svc: ServiceDep) -> Response:
+    db: Database = request.app.state.db
+    if not await db.ping(timeout_s=1.0):
+        return json_response(
+            {"status": "unavailable", "checks": {"database": "unavailable"}},
+            503,
+            headers={"Retry-After": "1"},
+        )
+    worker_alive = not request.app.state.worker_task.done()
+    body = {
+        "status": "ok" if worker_alive else "unavailable",
+        "checks": {"database": "ok", "worker": "ok" if worker_alive else "stopped"},
+        "backlog": await svc.backlog(),
+    }
+    return json_response(body, 200 if worker_alive else 503)

@@ -1,0 +1,223 @@
+"""The outbox relay: claims due ``outbox_events`` and POSTs them to the notification service.
+
+Delivery is at least once; the receiver dedupes by event id (sent as the Idempotency-Key).
+
+- **Exclusive claims.** ``claim()`` leases a batch in one statement (``FOR UPDATE SKIP LOCKED``
+  inside, ``next_attempt_at = now() + lease`` outside): relays running side by side get disjoint
+  batches, and an event claimed by one is not due for any other until its lease ends.
+- **Leases end.** A relay that dies mid-batch leaves its events leased; they are due again
+  ``lease_s`` later. A live relay never starts a delivery that could outlast its lease (one
+  whose pipeline deadline would end after it): it releases that event instead.
+- **Fencing.** An outcome is written only if the event was not claimed again in between
+  (``attempts`` is the fencing token), so a slow relay cannot overwrite a newer schedule.
+- **Failures** (the client's ``DependencyUnavailable`` errors, or a non-2xx answer) schedule the
+  next attempt after full-jitter backoff (``backoff_base_s * 2^(attempts-1)`` capped at
+  ``backoff_cap_s``; at least the circuit's ``retry_after_s`` when it is open); an event older
+  than ``max_age_s`` that fails is marked ``dead`` for an operator to redeliver.
+- **The loop survives** the database going away: ``run_forever`` logs, backs off and goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Mapping
+from enum import Enum
+
+import structlog
+
+from steadypay.db.pool import Database
+from steadypay.errors import CircuitOpenError, DependencyUnavailable, ServiceUnavailable
+from steadypay.outbox import repository
+from steadypay.outbox.domain import (
+    OutboxEvent,
+    OutboxStatus,
+    RelayStats,
+    describe_failure,
+    retry_delay_s,
+)
+from steadypay.resilience.client import ReliableServiceClient
+
+log = structlog.get_logger(__name__)
+
+EVENTS_PATH = "/events"
+
+
+class _Outcome(Enum):
+    DELIVERED = "delivered"
+    RETRIED = "retried"
+    DEAD = "dead"
+    DEFERRED = "deferred"
+    UNRECORDED = "unrecorded"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        client: ReliableServiceClient,
+        *,
+        batch_size: int = 100,
+        lease_s: float = 30.0,
+        max_age_s: float = 72 * 3600,
+        backoff_base_s: float = 1.0,
+        backoff_cap_s: float = 600.0,
+        concurrency: int = 16,
+        headers: Mapping[str, str] | None = None,
+        path: str = EVENTS_PATH,
+        rng: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if batch_size < 1 or concurrency < 1:
+            raise ValueError("batch_size and concurrency must be at least 1")
+        if lease_s <= 0 or max_age_s <= 0 or backoff_base_s < 0 or backoff_cap_s < 0:
+            raise ValueError("lease_s and max_age_s must be positive, backoffs non-negative")
+        self._delivery_budget_s = client.pipeline.config.total_timeout_s
+        if self._delivery_budget_s >= lease_s:
+            raise ValueError(
+                f"lease_s ({lease_s}) must exceed the {client.dependency!r} dependency's "
+                f"total_timeout_s ({self._delivery_budget_s}): a lease must outlive a delivery"
+            )
+        self._db = db
+        self._client = client
+        self._batch_size = batch_size
+        self._lease_s = lease_s
+        self._max_age_s = max_age_s
+        self._backoff_base_s = backoff_base_s
+        self._backoff_cap_s = backoff_cap_s
+        self._concurrency = concurrency
+        self._headers = dict(headers or {})
+        self._path = path
+        self._rng = rng
+        self._monotonic = monotonic
+
+    async def claim(self) -> list[OutboxEvent]:
+        """Lease up to ``batch_size`` due events, oldest first."""
+        async with self._db.connection() as conn:
+            return await repository.claim(conn, self._batch_size, self._lease_s)
+
+    async def run_once(self) -> RelayStats:
+        """Claim one batch and attempt each event (at most ``concurrency`` at a time)."""
+        claimed_at = self._monotonic()
+        events = await self.claim()
+        stats = RelayStats(claimed=len(events))
+        if not events:
+            return stats
+        slots = asyncio.Semaphore(self._concurrency)
+
+        async def bounded(event: OutboxEvent) -> _Outcome:
+            async with slots:
+                return await self._attempt(event, claimed_at)
+
+        outcomes = await asyncio.gather(*(bounded(e) for e in events))
+        for outcome in outcomes:
+            name = outcome.value
+            setattr(stats, name, getattr(stats, name) + 1)
+        log.info(
+            "outbox_relay_batch",
+            claimed=stats.claimed,
+            delivered=stats.delivered,
+            retried=stats.retried,
+            dead=stats.dead,
+            deferred=stats.deferred,
+            unrecorded=stats.unrecorded,
+        )
+        return stats
+
+    async def run_forever(self, stop: asyncio.Event, idle_sleep_s: float = 0.5) -> None:
+        """Relay until ``stop`` is set. A full batch is followed at once by the next; otherwise
+        the relay sleeps ``idle_sleep_s``. Database trouble is logged and waited out."""
+        log.info("outbox_relay_started", batch_size=self._batch_size, lease_s=self._lease_s)
+        failures = 0
+        while not stop.is_set():
+            try:
+                stats = await self.run_once()
+            except ServiceUnavailable as exc:
+                failures += 1
+                delay = min(30.0, idle_sleep_s * 2.0 ** min(failures, 6))
+                log.warning("outbox_relay_db_unavailable", error=exc.code, retry_in_s=delay)
+                await _sleep_unless(stop, delay)
+                continue
+            except Exception:  # a bug must not stop event delivery for good
+                failures += 1
+                log.exception("outbox_relay_error")
+                await _sleep_unless(stop, min(30.0, idle_sleep_s * 2.0 ** min(failures, 6)))
+                continue
+            failures = 0
+            if stats.claimed < self._batch_size:
+                await _sleep_unless(stop, idle_sleep_s)
+        log.info("outbox_relay_stopped")
+
+    async def _attempt(self, event: OutboxEvent, claimed_at: float) -> _Outcome:
+        try:
+            if self._monotonic() - claimed_at + self._delivery_budget_s >= self._lease_s:
+                async with self._db.connection() as conn:
+                    await repository.release(conn, event.id, event.attempts)
+                return _Outcome.DEFERRED
+            status_code, error, delay_floor = await self._post(event)
+            async with self._db.connection() as conn:
+                if error is None:
+                    await repository.mark_delivered(conn, event.id)
+                    log.debug("outbox_event_delivered", event_id=str(event.id), type=event.type)
+                    return _Outcome.DELIVERED
+                delay = max(
+                    delay_floor,
+                    retry_delay_s(
+                        event.attempts, self._backoff_base_s, self._backoff_cap_s, self._rng
+                    ),
+                )
+                status = await repository.record_failure(
+                    conn,
+                    event.id,
+                    event.attempts,
+                    delay_s=delay,
+                    error=describe_failure(status_code, error),
+                    max_age_s=self._max_age_s,
+                )
+        except ServiceUnavailable as exc:
+            log.warning("outbox_event_outcome_unrecorded", event_id=str(event.id), error=exc.code)
+            return _Outcome.UNRECORDED
+        if status is OutboxStatus.DEAD:
+            log.error(
+                "outbox_event_dead",
+                event_id=str(event.id),
+                type=event.type,
+                attempts=event.attempts,
+                error=error,
+            )
+            return _Outcome.DEAD
+        log.warning(
+            "outbox_event_retry_scheduled",
+            event_id=str(event.id),
+            type=event.type,
+            attempts=event.attempts,
+            retry_in_s=round(delay, 3),
+            error=error,
+            fenced=status is None,
+        )
+        return _Outcome.RETRIED
+
+    async def _post(self, event: OutboxEvent) -> tuple[int | None, str | None, float]:
+        """(status code, error or None on success, minimum delay before the next attempt)."""
+        try:
+            response = await self._client.post(
+                self._path,
+                json=event.payload,
+                idempotency_key=str(event.id),
+                headers=self._headers,
+            )
+        except CircuitOpenError as exc:
+            return None, f"{exc.code}: {exc.message}", exc.retry_after_s or 0.0
+        except DependencyUnavailable as exc:
+            status_code = getattr(exc, "status_code", None)
+            return status_code, f"{exc.code}: {exc.message}", 0.0
+        if 200 <= response.status_code < 300:
+            return response.status_code, None, 0.0
+        return response.status_code, response.text[:300] or "no body", 0.0
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -1,0 +1,52 @@
+"""Operator use cases on the outbox: list events, redeliver one, report the backlog."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from steadypay.db.pool import Database
+from steadypay.errors import Conflict, NotFound, ValidationError
+from steadypay.outbox import repository
+from steadypay.outbox.domain import OutboxEvent, OutboxStatus
+
+
+async def list_events(
+    db: Database, status: OutboxStatus, *, limit: int = 10, starting_after: UUID | None = None
+) -> tuple[list[OutboxEvent], bool]:
+    """A page of events with ``status``, oldest first; ``starting_after`` is an event id."""
+    async with db.connection() as conn:
+        after_seq = None
+        if starting_after is not None:
+            after_seq = await repository.seq_of(conn, starting_after)
+            if after_seq is None:
+                raise ValidationError("starting_after is not an event id", param="starting_after")
+        return await repository.page(conn, status, limit, after_seq)
+
+
+async def redeliver(db: Database, event_id: UUID) -> OutboxEvent:
+    """Put a dead (or pending) event back in line, due now.
+
+    A dead event is older than the relay's ``max_age_s``, so it gets one more attempt: delivered
+    if it succeeds, dead again at once if it fails.
+    """
+    async with db.connection() as conn:
+        event = await repository.make_due(conn, event_id)
+        if event is not None:
+            return event
+        status = await repository.status_of(conn, event_id)
+    if status is None:
+        raise NotFound("no such outbox event", param="id")
+    raise Conflict(f"the event is {status.value}; only pending or dead events can be redelivered")
+
+
+async def outbox_backlog(db: Database, *, timeout_s: float = 1.0) -> dict[str, Any]:
+    """For /health/ready: ``{"pending", "oldest_pending_age_s", "dead"}``."""
+    async with db.connection() as conn:
+        row = await repository.backlog(conn, timeout_s)
+    oldest = row["oldest_age_s"]
+    return {
+        "pending": row["pending"],
+        "oldest_pending_age_s": round(max(oldest, 0.0), 3) if oldest is not None else None,
+        "dead": row["dead"],
+    }
