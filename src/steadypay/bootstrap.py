@@ -80,6 +80,7 @@ async def build(settings: Settings) -> Container:
         ),
         idempotency_ttl_hours=settings.idempotency_ttl_hours,
         hold_ttl=timedelta(hours=settings.hold_ttl_hours),
+        max_concurrent_transactions=settings.ledger_max_concurrent_transactions,
     )
     return Container(
         settings=settings,

@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     ledger_max_attempts: int = Field(
         default=8, ge=1, description="Attempts on deadlock/serialization failure before 503."
     )
+    ledger_max_concurrent_transactions: int = Field(
+        default=8, ge=1, description="Write transactions in flight per worker process."
+    )
     ledger_retry_base_s: float = Field(default=0.005, gt=0)
     ledger_retry_cap_s: float = Field(default=0.25, gt=0)
 

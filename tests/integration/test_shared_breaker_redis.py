@@ -144,7 +144,7 @@ async def test_closed_admits_and_a_trip_in_the_current_generation_opens(
     assert await store.trip(0) is State.OPEN
     retry_after = rejected(await store.admit(), State.OPEN, 1)
     assert retry_after is not None
-    assert 0.1 < retry_after <= 0.3
+    assert 0.1 < retry_after <= 0.3 + 1e-6
     snapshot = await store.snapshot()
     assert (snapshot.state, snapshot.generation, snapshot.trips) == (State.OPEN, 1, 1)
 
@@ -173,7 +173,7 @@ async def test_after_the_open_period_trials_are_limited_and_successes_close(
     assert await store.admit() == Admission(State.HALF_OPEN, 2, trial=True)
     retry_after = rejected(await store.admit(), State.HALF_OPEN, 2)  # both trials in flight
     assert retry_after is not None
-    assert 0.3 < retry_after <= 0.6  # until the half-open timeout
+    assert 0.3 < retry_after <= 0.6 + 1e-6  # until the half-open timeout
     assert await store.trial_result(2, success=True) is State.HALF_OPEN
     assert await store.trial_result(1, success=True) is State.HALF_OPEN  # stale: not counted
     assert await store.trial_result(2, success=True) is State.CLOSED
@@ -192,7 +192,7 @@ async def test_a_failed_trial_reopens_for_longer_up_to_the_cap(make_store: Store
     snapshot = await store.snapshot()
     assert (snapshot.state, snapshot.generation, snapshot.trips) == (State.OPEN, 3, 2)
     assert snapshot.retry_after_s is not None
-    assert 0.6 < snapshot.retry_after_s <= 0.75  # 0.3 * 3 = 0.9, capped at 0.75
+    assert 0.6 < snapshot.retry_after_s <= 0.75 + 1e-6  # 0.3 * 3 = 0.9, capped at 0.75
     await asyncio.sleep(PAST_OPEN_S)
     assert isinstance(await store.admit(), Rejection), "the longer period ended too early"
 
@@ -208,7 +208,7 @@ async def test_a_hung_trial_reopens_at_the_half_open_timeout(make_store: StoreFa
     snapshot = await store.snapshot()
     assert (snapshot.state, snapshot.generation, snapshot.trips) == (State.OPEN, 3, 2)
     assert snapshot.retry_after_s is not None
-    assert 0.5 < snapshot.retry_after_s <= 0.6  # the second open period: 0.3 * 2
+    assert 0.5 < snapshot.retry_after_s <= 0.6 + 1e-6  # the second open period: 0.3 * 2
     assert await store.trial_result(2, success=True) is State.OPEN  # the hung trial, at last
 
 
