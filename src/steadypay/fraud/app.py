@@ -254,7 +254,9 @@ async def _database_ok(db: Database) -> bool:
 async def _redis_ok(redis: Redis) -> bool:
     try:
         async with asyncio.timeout(1.0):
-            return bool(await redis.ping())  # type: ignore[misc]  # redis-py types sync|async
+            # redis-py 7 types ping() as sync-or-async, 8 as async: Any fits both.
+            pong: Any = redis.ping()
+            return bool(await pong)
     except (RedisError, OSError, TimeoutError):
         return False
 
