@@ -124,6 +124,7 @@ def build_dependencies(
                 clock=clock,
             )
         pipeline = Pipeline(name, config, store=store, clock=clock, events=events)
+        assert dependency.url is not None  # dependency_settings() guarantees it
         clients[name] = ReliableServiceClient(dependency.url, pipeline)
     critical = frozenset(n for n, d in configured.items() if d.critical)
     return Dependencies(clients, critical, redis)

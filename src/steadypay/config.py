@@ -33,7 +33,9 @@ class DependencySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str
+    url: str | None = Field(
+        default=None, description="Required, except to tune fraud/notifications' defaults."
+    )
     critical: bool = Field(
         default=False, description="An open circuit makes /health/ready 503 (else: warn)."
     )
@@ -193,6 +195,7 @@ class Settings(BaseSettings):
             raise ValueError(
                 "STEADYPAY_DB_POOL_MIN_SIZE must not exceed STEADYPAY_DB_POOL_MAX_SIZE"
             )
+        self.dependency_settings()  # every dependency resolves to a URL, or fail at load time
         return self
 
     def dependency_settings(self) -> dict[str, DependencySettings]:
@@ -215,7 +218,17 @@ class Settings(BaseSettings):
                 max_retries=1,
             ),
         }
-        return defaults | dict(self.dependencies)
+        merged = dict(defaults)
+        for name, override in self.dependencies.items():
+            base = defaults.get(name)
+            if base is None:
+                if override.url is None:
+                    raise ValueError(f"dependency {name!r} needs a url")
+                merged[name] = override
+            else:  # only the fields set explicitly replace the defaults
+                explicit = {f: getattr(override, f) for f in override.model_fields_set}
+                merged[name] = base.model_copy(update=explicit)
+        return merged
 
     def require_database_url(self) -> str:
         if self.database_url is None:

@@ -92,3 +92,19 @@ def test_dependencies_from_the_environment(monkeypatch: object) -> None:
     config = parsed.dependencies["fraud"].pipeline_config()
     assert (config.total_timeout_s, config.max_attempts) == (0.3, 3)
     assert config.breaker.failure_threshold == 5
+
+
+def test_one_override_keeps_the_other_defaults(monkeypatch: object) -> None:
+    import pytest
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setenv("STEADYPAY_NOTIFICATION_URL", "http://127.0.0.1:9002")
+    monkeypatch.setenv("STEADYPAY_DEPENDENCIES__NOTIFICATIONS__RESET_TIMEOUT_S", "1")
+    parsed = Settings(database_url="postgresql://x/y", admin_key="k" * 40)
+    notifications = parsed.dependency_settings()["notifications"]
+    assert notifications.url == "http://127.0.0.1:9002"
+    assert notifications.reset_timeout_s == 1
+    assert notifications.max_retries == 1  # the notifications default, not the generic 2
+    monkeypatch.setenv("STEADYPAY_DEPENDENCIES__LEDGER_MIRROR__MAX_RETRIES", "1")
+    with pytest.raises(ValueError, match="needs a url"):
+        Settings(database_url="postgresql://x/y", admin_key="k" * 40)

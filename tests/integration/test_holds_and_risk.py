@@ -148,3 +148,31 @@ async def test_every_state_change_writes_one_event(api: Api, container: Containe
     assert event["data"]["transfer"]["amount"] == "1.00"
     assert alice["id"] in event["user_ids"]
     assert len(event["user_ids"]) == 2
+
+
+async def test_only_holds_can_be_resolved(api: Api) -> None:
+    _, a = await api.funded_wallet("10.00")
+    _, b = await api.funded_wallet(amount="")
+    plain = (await api.transfer(a["id"], b["id"], "1.00")).json()
+    for action in ("approve", "reject"):
+        r = await api.post(f"/v1/transfers/{plain['id']}/{action}", {})
+        assert r.status_code == 409
+        assert r.json()["error"]["code"] == "hold_not_pending"
+
+
+async def test_an_overdue_hold_expires_instead_of_being_approved(
+    api: Api, container: Container
+) -> None:
+    _, a = await api.funded_wallet("12000.00")
+    _, b = await api.funded_wallet(amount="")
+    held = (await api.transfer(a["id"], b["id"], "11000.00")).json()
+    async with container.db.connection() as conn:
+        await conn.execute(
+            "UPDATE transfers SET hold_expires_at = now() - interval '1 second' WHERE id = $1",
+            uuid.UUID(held["id"]),
+        )
+    r = await api.post(f"/v1/transfers/{held['id']}/approve", {})
+    assert r.status_code == 409
+    assert r.json()["error"]["status"] == "expired"
+    assert await _wallet(api, a["id"]) == ("12000.00", "12000.00")
+    assert await _wallet(api, b["id"]) == ("0.00", "0.00")

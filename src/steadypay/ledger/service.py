@@ -205,6 +205,17 @@ class Ledger:
                 outcomes.append(Replayed(response))
         return outcomes
 
+    async def answered(self, claim: IdempotencyClaim) -> bool:
+        """Whether a response is already stored for this key (a replay moves nothing)."""
+        async with self._db.connection() as conn:
+            found = await conn.fetchval(
+                "SELECT response_body IS NOT NULL FROM idempotency_keys"
+                " WHERE principal = $1 AND key = $2",
+                claim.principal,
+                claim.key,
+            )
+        return bool(found)
+
     # --- holds (two-phase transfers) ------------------------------------------------------
 
     async def resolve_hold(self, transfer_id: UUID, action: HoldAction, by: str) -> Transfer:
@@ -229,6 +240,11 @@ class Ledger:
         transfer = await sql.lock_transfer(conn, transfer_id)
         if transfer is None:
             raise NotFound("no such transfer", param="transfer_id")
+        if transfer.hold_expires_at is None:
+            raise HoldNotPending(
+                "this transfer was never held for review",
+                details={"status": transfer.status.value},
+            )
         if transfer.status is action.outcome:
             return transfer
         if transfer.status is not TransferStatus.PENDING_REVIEW:
@@ -241,10 +257,13 @@ class Ledger:
         assert debit_id is not None  # holds are transfers: both parties exist
         assert credit_id is not None
         accounts, _, now = await sql.lock_accounts(conn, (debit_id, credit_id), ())
-        if action is HoldAction.EXPIRE and (
-            transfer.hold_expires_at is None or transfer.hold_expires_at > now
-        ):
-            return transfer  # not due (the expiry job raced an extension or a clock skew)
+        overdue = transfer.hold_expires_at <= now
+        if action is HoldAction.EXPIRE and not overdue:
+            return transfer  # not due yet: nothing to do
+        if action is HoldAction.APPROVE and overdue:
+            # Its time ran out before the expiry job got to it: it expires now, and the
+            # caller sees an expired hold (HoldNotPending at the API), never a posting.
+            action = HoldAction.EXPIRE
         settled = settle_hold(transfer, accounts[debit_id], accounts[credit_id], action, now, by)
         await sql.update_resolution(conn, settled.transfer)
         await sql.insert_postings(conn, settled.postings)

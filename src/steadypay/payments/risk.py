@@ -76,7 +76,9 @@ class DailyTotals:
                 value = await cast(
                     Awaitable[bytes | None], self._redis.hget(self.key(user_id), currency)
                 )
-                return int(value or 0), "redis"
+                if value is not None:
+                    return int(value), "redis"
+                # No total in Redis (nothing sent today, or Redis lost it): ask the ledger.
             except (RedisError, OSError, ValueError) as exc:
                 log.warning("daily_total_redis_unavailable", error=type(exc).__name__)
         async with self._db.connection() as conn:

@@ -57,7 +57,16 @@ class Payments:
         a hold pending review instead of moving money."""
         await self._authorize(principal, movement)
         transfer_id = uuid.uuid4()
-        parties = await self._parties(movement)
+        claim = IdempotencyClaim(
+            principal=principal.scope,
+            key=idempotency_key,
+            fingerprint=fingerprint(movement.type.value, movement.parameters()),
+        )
+        # A request answered before replays without moving money: don't ask the fraud
+        # service again (that would count a retry toward the sender's velocity).
+        parties = None
+        if not await self._ledger.answered(claim):
+            parties = await self._parties(movement)
         risk = await self._judge(transfer_id, movement, parties) if parties else None
         command = TransferCommand(
             id=transfer_id,
@@ -69,11 +78,6 @@ class Payments:
             initiated_by=principal.scope,
             description=movement.description,
             risk=risk,
-        )
-        claim = IdempotencyClaim(
-            principal=principal.scope,
-            key=idempotency_key,
-            fingerprint=fingerprint(movement.type.value, movement.parameters()),
         )
         [outcome] = await self._ledger.execute([WriteRequest(command, claim, render)])
         if (

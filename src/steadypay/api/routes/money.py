@@ -20,7 +20,7 @@ from steadypay.api.schemas import (
     TransferOut,
 )
 from steadypay.bootstrap import Container
-from steadypay.errors import NotFound
+from steadypay.errors import HoldNotPending, NotFound
 from steadypay.ledger.domain import HoldAction
 from steadypay.ledger.views import transfer_json
 
@@ -133,8 +133,12 @@ HOLD_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 async def _resolve(c: Container, transfer_id: UUID, action: HoldAction) -> Response:
-    who = "admin"
-    transfer = await c.ledger.resolve_hold(transfer_id, action, who)
+    transfer = await c.ledger.resolve_hold(transfer_id, action, "admin")
+    if transfer.status is not action.outcome:
+        raise HoldNotPending(
+            f"the hold is {transfer.status.value}; it can no longer be {action.outcome.value}",
+            details={"status": transfer.status.value},
+        )
     return json_response(transfer_json(transfer))
 
 

@@ -42,10 +42,10 @@ BEGIN
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
     IF (NEW.id, NEW.type, NEW.from_wallet_id, NEW.to_wallet_id, NEW.amount, NEW.currency,
-        NEW.initiated_by, NEW.created_at, NEW.risk_score, NEW.risk_source)
+        NEW.initiated_by, NEW.created_at, NEW.risk_score, NEW.risk_source, NEW.risk_reasons)
        IS DISTINCT FROM
        (OLD.id, OLD.type, OLD.from_wallet_id, OLD.to_wallet_id, OLD.amount, OLD.currency,
-        OLD.initiated_by, OLD.created_at, OLD.risk_score, OLD.risk_source) THEN
+        OLD.initiated_by, OLD.created_at, OLD.risk_score, OLD.risk_source, OLD.risk_reasons) THEN
         RAISE EXCEPTION 'a transfer''s parties, amount, currency, type and risk are immutable'
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
@@ -78,7 +78,29 @@ CREATE INDEX outbox_events_due ON outbox_events (next_attempt_at) WHERE status =
 CREATE INDEX outbox_events_dead ON outbox_events (seq) WHERE status = 'dead';
 """
 
+# Downgrading is only possible while no transfer is held, rejected or expired (0001 has no
+# such statuses); the trigger function goes back to 0001's before the columns it reads go.
 DROP = r"""
+CREATE OR REPLACE FUNCTION steadypay_transfers_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'transfers are never deleted'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF (NEW.id, NEW.type, NEW.from_wallet_id, NEW.to_wallet_id, NEW.amount, NEW.currency,
+        NEW.initiated_by, NEW.created_at)
+       IS DISTINCT FROM
+       (OLD.id, OLD.type, OLD.from_wallet_id, OLD.to_wallet_id, OLD.amount, OLD.currency,
+        OLD.initiated_by, OLD.created_at) THEN
+        RAISE EXCEPTION 'a transfer''s parties, amount, currency and type are immutable'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF OLD.status IN ('completed', 'failed') AND NEW.status IS DISTINCT FROM OLD.status THEN
+        RAISE EXCEPTION 'transfer % is final (%)', OLD.id, OLD.status
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$;
 DROP TABLE IF EXISTS outbox_events;
 DROP INDEX IF EXISTS transfers_pending_review;
 ALTER TABLE transfers DROP CONSTRAINT IF EXISTS transfers_hold_has_expiry;
