@@ -152,12 +152,18 @@ def validation_error_from(exc: RequestValidationError) -> ValidationError:
     if not problems:
         return ValidationError()
     first = problems[0]
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    location = [
+        str(part)
+        for part in first.get("loc", ())
+        if part not in ("body", "query", "path", "header")
+    ]
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if first.get("type") == "json_invalid":
         return ValidationError("the request body is not valid JSON")
     if first.get("type") == "string_type" and location and location[-1] == "amount":
         message = 'amount must be a string such as "12.34" (JSON numbers lose cents)'
+    if first.get("type") == "missing" and not location:
+        message = "a JSON object body is required"
     param = ".".join(location) or None
     return ValidationError(message, param=param)
 

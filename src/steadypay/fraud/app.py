@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated, Any
@@ -24,19 +23,18 @@ from uuid import UUID
 import asyncpg
 import structlog
 from fastapi import Depends, FastAPI, Header, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from steadypay import __version__
-from steadypay.api.context import RequestIdMiddleware, request_id
-from steadypay.api.errors import error_body, headers_for, render_error, status_for
+from steadypay.api.app import install_error_handlers
+from steadypay.api.context import RequestIdMiddleware
+from steadypay.api.responses import json_response
 from steadypay.bootstrap import pool_options
 from steadypay.config import Settings
 from steadypay.db.pool import Database, create_database
-from steadypay.errors import NotFound, ServiceUnavailable, SteadypayError, ValidationError
+from steadypay.errors import ServiceUnavailable, SteadypayError, ValidationError
 from steadypay.fraud.deadline import (
     DeadlineMiddleware,
     current_deadline,
@@ -206,11 +204,11 @@ def add_routes(app: FastAPI, check_timeout_s: float) -> None:
         headers: dict[str, str] = {"X-Velocity-Store": recorded.store}
         if recorded.replayed:
             headers["Idempotent-Replayed"] = "true"
-        return _json(recorded.verdict.to_json(), 200, headers)
+        return json_response(recorded.verdict.to_json(), 200, headers)
 
     @app.get("/health/live", tags=["health"], summary="The process is up")
     async def live() -> Response:
-        return _json({"status": "ok"})
+        return json_response({"status": "ok"})
 
     @app.get(
         "/health/ready",
@@ -232,8 +230,8 @@ def add_routes(app: FastAPI, check_timeout_s: float) -> None:
             checks["velocity_store"] = store.name
         body = {"status": "ok" if database_ok else "unavailable", "checks": checks}
         if database_ok:
-            return _json(body)
-        return _json(body, 503, {"Retry-After": "1"})
+            return json_response(body)
+        return json_response(body, 503, {"Retry-After": "1"})
 
 
 def _same_uuid(text: str, expected: UUID) -> bool:
@@ -259,54 +257,3 @@ async def _redis_ok(redis: Redis) -> bool:
             return bool(await pong)
     except (RedisError, OSError, TimeoutError):
         return False
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")), status, headers=headers, media_type=JSON
-    )
-
-
-def _error(error: SteadypayError) -> Response:
-    return Response(
-        render_error(error, request_id()),
-        status_for(error),
-        headers=headers_for(error),
-        media_type=JSON,
-    )
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(SteadypayError)
-    async def _ours(_: Request, exc: SteadypayError) -> Response:
-        return _error(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
-        return _error(validation_error_from(exc))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404:
-            return _error(NotFound("no such route"))
-        body = error_body(
-            "http_error", str(exc.detail), param=None, request_id=request_id(), extra=None
-        )
-        return _json(body, exc.status_code, dict(exc.headers or {}))
-
-
-def validation_error_from(exc: RequestValidationError) -> ValidationError:
-    """The first problem of a pydantic validation failure, as our 400 error."""
-    problems = exc.errors()
-    if not problems:
-        return ValidationError()
-    first = problems[0]
-    if first.get("type") == "json_invalid":
-        return ValidationError("the request body is not valid JSON")
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "header")]
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if first.get("type") == "string_type" and location == ["amount"]:
-        message = 'amount must be a string such as "12.34" (JSON numbers lose cents)'
-    if first.get("type") == "missing" and not location:
-        message = "a JSON object body is required"
-    return ValidationError(message, param=".".join(location) or None)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -16,14 +15,9 @@ from pydantic import (
     field_validator,
 )
 
+from steadypay.api.schemas import CurrencyCode
 from steadypay.fraud.domain import Check
 from steadypay.money import MAX_AMOUNT_MINOR, get_currency, parse_amount
-
-CurrencyCode = Annotated[
-    StrictStr,
-    AfterValidator(lambda code: get_currency(code).code),
-    Field(description="ISO 4217 code, upper case", examples=["USD"]),
-]
 
 
 class CheckFraudIn(BaseModel):
