@@ -4,13 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint fmt clean
+.PHONY: run test lint fmt clean lock
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every installed version (regenerate with `make lock`), so a new
+# upstream release cannot change what `make test` installs and tests.
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "steadypay needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 ## run: install into .venv and start steadypay on its embedded PostgreSQL
@@ -34,3 +36,12 @@ fmt: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .steadypay .pytest_cache .mypy_cache .ruff_cache
+
+## lock: re-resolve the dependencies to their newest allowed versions and pin them
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^steadypay' > constraints.txt
+	rm -rf .lock-venv
