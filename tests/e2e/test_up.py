@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.processes import STEADYPAY, clean_env, free_port, gone_or_zombie
 
@@ -23,7 +24,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     port = free_port()
     log = (data_dir.parent / "up.log").open("w")
     proc = subprocess.Popen(
-        [STEADYPAY, "up", "--port", str(port), "--data-dir", str(data_dir), "--workers", "2"],
+        [
+            STEADYPAY,
+            "up",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--workers",
+            "2",
+            "--fraud-port",
+            str(free_port()),
+            "--notification-port",
+            str(free_port()),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -109,7 +123,18 @@ def test_ctrl_c_stops_the_embedded_database(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = free_port()
     proc = subprocess.Popen(
-        [STEADYPAY, "up", "--port", str(port), "--data-dir", str(data_dir)],
+        [
+            STEADYPAY,
+            "up",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--fraud-port",
+            str(free_port()),
+            "--notification-port",
+            str(free_port()),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
@@ -133,3 +158,26 @@ def test_ctrl_c_stops_the_embedded_database(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_metrics_are_summed_over_the_workers(server: tuple[str, Path]) -> None:
+    """Two API workers: /metrics answers from one of them but counts the requests of both."""
+    base, _ = server
+
+    def live_count() -> float:
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if (
+                    sample.name == "steadypay_http_requests_total"
+                    and sample.labels.get("route") == "/health/live"
+                ):
+                    total += sample.value
+        return total
+
+    before = live_count()
+    with httpx.Client(base_url=base, timeout=10) as client:
+        for _ in range(40):  # new connections: both workers take some
+            assert client.get("/health/live", headers={"Connection": "close"}).status_code == 200
+    assert live_count() - before == 40

@@ -34,6 +34,7 @@ from steadypay.errors import (
 )
 from steadypay.idempotency.service import purge_forever
 from steadypay.ledger.jobs import expire_holds_forever
+from steadypay.observability.metrics import MetricsMiddleware
 
 log = structlog.get_logger(__name__)
 
@@ -75,11 +76,12 @@ def create_app(settings: Settings, container: bootstrap.Container | None = None)
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    app.add_middleware(MetricsMiddleware, service="api")
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     routers = (
-        health.router, users.router, wallets.router, money.router, webhooks.router,
-        outbox.router,
+        health.router, health.metrics_router, users.router, wallets.router, money.router,
+        webhooks.router, outbox.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)

@@ -11,6 +11,7 @@ Ctrl-C stops them all, then the embedded database.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -64,14 +65,22 @@ def run_up(
             "STEADYPAY_NOTIFICATION_URL": notification_url,
         }
         me = [sys.executable, "-m", "steadypay"]
+
+        def with_metrics(service: str) -> dict[str, str]:
+            """Each service's workers share one fresh prometheus_client multiprocess dir."""
+            directory = data_dir / "metrics" / service
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir(parents=True)
+            return env | {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+
         every = {
             "fraud": ChildSpec("fraud-service", [*me, "fraud-service", "--host", host,
-                                                 "--port", str(fraud_port)], env),
+                                                 "--port", str(fraud_port)], with_metrics("fraud")),
             "notifications": ChildSpec("notifications", [*me, "notification-service", "--host",
                                                          host, "--port", str(notification_port)],
-                                       env),
+                                       with_metrics("notifications")),
             "api": ChildSpec("api", [*me, "api", "--host", host, "--port", str(port),
-                                     "--workers", str(workers)], env),
+                                     "--workers", str(workers)], with_metrics("api")),
             "relay": ChildSpec("outbox-relay", [*me, "outbox-relay"], env),
         }  # fmt: skip
         base = f"http://{host}:{port}"

@@ -31,6 +31,7 @@ from steadypay import __version__
 from steadypay.api.app import install_error_handlers
 from steadypay.api.context import RequestIdMiddleware
 from steadypay.api.responses import json_response
+from steadypay.api.routes.health import metrics_router
 from steadypay.bootstrap import pool_options
 from steadypay.config import Settings
 from steadypay.db.pool import Database, create_database
@@ -46,6 +47,7 @@ from steadypay.fraud.rules import FraudRules
 from steadypay.fraud.schemas import CheckFraudIn, VerdictOut
 from steadypay.fraud.service import FraudService, build_store, retention
 from steadypay.fraud.velocity import FallbackVelocity
+from steadypay.observability.metrics import MetricsMiddleware
 
 log = structlog.get_logger(__name__)
 
@@ -131,9 +133,11 @@ def create_fraud_app(
         lifespan=lifespan,
     )
     app.add_middleware(DeadlineMiddleware)
+    app.add_middleware(MetricsMiddleware, service="fraud")
     app.add_middleware(RequestIdMiddleware)  # outermost: error bodies carry the request id
     install_error_handlers(app)
     add_routes(app, check_timeout_s)
+    app.include_router(metrics_router)
     return app
 
 

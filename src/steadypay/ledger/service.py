@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +47,7 @@ from steadypay.ledger.domain import (
     apply_batch,
     settle_hold,
 )
+from steadypay.observability.metrics import TRANSFER_AMOUNT, TRANSFERS
 
 Renderer = Callable[[Transfer], StoredResponse]
 
@@ -118,7 +119,9 @@ class Ledger:
         for attempt in range(self._retry.max_attempts):
             try:
                 async with self._writers, self._db.transaction() as conn:
-                    return await self._execute_once(conn, requests)
+                    outcomes = await self._execute_once(conn, requests)
+                count_transfers(o.transfer for o in outcomes if isinstance(o, Executed))
+                return outcomes
             except TransactionConflict:
                 if attempt + 1 < self._retry.max_attempts:
                     await self._sleep(self._retry.backoff(attempt, self._rng))
@@ -228,7 +231,9 @@ class Ledger:
         for attempt in range(self._retry.max_attempts):
             try:
                 async with self._writers, self._db.transaction() as conn:
-                    return await self._resolve_once(conn, transfer_id, action, by)
+                    resolved = await self._resolve_once(conn, transfer_id, action, by)
+                count_transfers([resolved])
+                return resolved
             except TransactionConflict:
                 if attempt + 1 < self._retry.max_attempts:
                     await self._sleep(self._retry.backoff(attempt, self._rng))
@@ -295,6 +300,15 @@ class Ledger:
         async with self._db.connection() as conn:
             rows = await sql.pending_reviews(conn, limit + 1, starting_after)
         return rows[:limit], len(rows) > limit
+
+
+def count_transfers(transfers: Iterable[Transfer]) -> None:
+    """Metrics of committed transfers (a replayed or unchanged one may be counted again: the
+    counters count answers of the write path, the ledger is the record)."""
+    for t in transfers:
+        TRANSFERS.labels(t.type.value, t.status.value).inc()
+        if t.status is TransferStatus.COMPLETED:
+            TRANSFER_AMOUNT.labels(t.currency, t.type.value).inc(t.amount)
 
 
 def _announce(

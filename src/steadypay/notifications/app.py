@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from steadypay import __version__
 from steadypay.api.app import install_error_handlers
 from steadypay.api.context import RequestIdMiddleware
+from steadypay.api.routes.health import metrics_router
 from steadypay.bootstrap import pool_options
 from steadypay.config import Environment, Settings
 from steadypay.db.pool import create_database
@@ -21,6 +22,7 @@ from steadypay.notifications.options import NotificationOptions
 from steadypay.notifications.routes import events, health, internal
 from steadypay.notifications.service import NotificationService
 from steadypay.notifications.worker import DeliveryWorker, webhook_http_client
+from steadypay.observability.metrics import MetricsMiddleware
 
 log = structlog.get_logger(__name__)
 
@@ -78,8 +80,9 @@ def create_notification_app(
         description="Receives outbox events and delivers them to users' webhook endpoints.",
         lifespan=lifespan,
     )
+    app.add_middleware(MetricsMiddleware, service="notifications")
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for router in (health, events, internal):
+    for router in (health, events, internal, metrics_router):
         app.include_router(router)
     return app

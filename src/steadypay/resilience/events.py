@@ -34,6 +34,7 @@ class Metrics:
             "Circuit breaker state: 0 closed, 1 half-open, 2 open",
             ["dependency"],
             registry=registry,
+            multiprocess_mode="livemax",  # with several workers: the worst state seen
         )
         self.calls = Counter(
             "steadypay_dependency_calls_total",
@@ -53,6 +54,7 @@ class Metrics:
             "Tokens left in the dependency's retry budget",
             ["dependency"],
             registry=registry,
+            multiprocess_mode="livemin",  # with several workers: the emptiest bucket
         )
         self.store_fallback = Counter(
             "steadypay_circuit_breaker_store_fallback_total",

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from steadypay.api.deps import ContainerDep
 from steadypay.api.responses import json_response
 from steadypay.errors import ServiceUnavailable
+from steadypay.observability.metrics import render
 from steadypay.outbox import outbox_backlog
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -41,3 +42,12 @@ async def ready(c: ContainerDep) -> Response:
         "outbox": backlog,
     }
     return json_response(body, 200 if ok else 503, headers=None if ok else {"Retry-After": "1"})
+
+
+metrics_router = APIRouter(tags=["health"])
+
+
+@metrics_router.get("/metrics", summary="Prometheus metrics (summed over this service's workers)")
+async def metrics() -> Response:
+    body, content_type = render()
+    return Response(body, media_type=content_type)
