@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -14,7 +13,6 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from steadypay.errors import ValidationError
-from steadypay.resilience.retry import full_jitter
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 MAX_URL_LENGTH = 2048
@@ -89,11 +87,6 @@ def event_body(payload: dict[str, Any]) -> str:
     """The JSON text a webhook receives: the event without the routing fields."""
     content = {k: v for k, v in payload.items() if k not in INTERNAL_FIELDS}
     return json.dumps(content, separators=(",", ":"), ensure_ascii=False)
-
-
-def retry_delay_s(attempts: int, base_s: float, cap_s: float, rng: Callable[[], float]) -> float:
-    """Full-jitter backoff after the ``attempts``-th failed attempt (1-based)."""
-    return full_jitter(max(attempts - 1, 0), base_s, cap_s, rng)
 
 
 def validate_webhook_url(url: str, *, allow_private: bool) -> str:

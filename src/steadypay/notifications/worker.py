@@ -26,9 +26,10 @@ from steadypay import __version__
 from steadypay.db.pool import Database
 from steadypay.errors import ServiceUnavailable
 from steadypay.notifications import repository
-from steadypay.notifications.domain import ClaimedDelivery, DeliveryStatus, retry_delay_s
+from steadypay.notifications.domain import ClaimedDelivery, DeliveryStatus
 from steadypay.notifications.options import NotificationOptions
 from steadypay.notifications.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
+from steadypay.resilience.retry import retry_delay_s
 
 log = structlog.get_logger(__name__)
 

@@ -5,14 +5,11 @@ Plain Python: no database driver, no web framework.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
-
-from steadypay.resilience.retry import full_jitter
 
 
 class OutboxStatus(StrEnum):
@@ -52,11 +49,6 @@ class RelayStats:
     unrecorded: int = 0
     """Attempted, but the outcome could not be written (database trouble): the lease expires
     and the event is claimed again (the receiver dedupes by event id)."""
-
-
-def retry_delay_s(attempts: int, base_s: float, cap_s: float, rng: Callable[[], float]) -> float:
-    """Full-jitter backoff after the ``attempts``-th failed attempt (1-based)."""
-    return full_jitter(max(attempts - 1, 0), base_s, cap_s, rng)
 
 
 def describe_failure(status_code: int | None, detail: str, limit: int = 500) -> str:

@@ -36,9 +36,9 @@ from steadypay.outbox.domain import (
     OutboxStatus,
     RelayStats,
     describe_failure,
-    retry_delay_s,
 )
 from steadypay.resilience.client import ReliableServiceClient
+from steadypay.resilience.retry import retry_delay_s
 
 log = structlog.get_logger(__name__)
 

@@ -21,6 +21,11 @@ def full_jitter(attempt: int, base_s: float, cap_s: float, rng: Callable[[], flo
     return rng() * min(cap_s, base_s * 2.0**attempt)
 
 
+def retry_delay_s(attempts: int, base_s: float, cap_s: float, rng: Callable[[], float]) -> float:
+    """Full-jitter backoff after the ``attempts``-th failed attempt (1-based)."""
+    return full_jitter(max(attempts - 1, 0), base_s, cap_s, rng)
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date."""
     if value is None:
