@@ -21,6 +21,15 @@ from sqlalchemy.engine import make_url
 from steadypay.db.embedded import EmbeddedPostgres
 from steadypay.db.migrate import upgrade
 from steadypay.ledger.audit import audit
+from steadypay.observability.logging import configure_logging
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _product_logging() -> None:
+    """The product's log configuration, as every process has it. (structlog's default renders
+    an exception with rich, locals included: seconds per 500 under load, on the event loop.)"""
+    configure_logging("info", json_lines=False, service="test")
+
 
 # Durability is not under test here; the e2e test runs the real defaults.
 FAST_TEST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}

@@ -6,11 +6,8 @@ tests all start here.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import timedelta
-
-import structlog
 
 from steadypay.config import Settings
 from steadypay.db.pool import Database, PoolOptions, create_database
@@ -81,6 +78,8 @@ async def build(settings: Settings) -> Container:
         idempotency_ttl_hours=settings.idempotency_ttl_hours,
         hold_ttl=timedelta(hours=settings.hold_ttl_hours),
         max_concurrent_transactions=settings.ledger_max_concurrent_transactions,
+        group_commit=settings.ledger_group_commit,
+        group_commit_max_batch=settings.ledger_group_commit_max_batch,
     )
     return Container(
         settings=settings,
@@ -130,21 +129,8 @@ def build_dependencies(
     return Dependencies(clients, critical, redis)
 
 
-def configure_logging(settings: Settings) -> None:
-    level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if settings.log_json
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        cache_logger_on_first_use=True,
-    )
+def configure_logging(settings: Settings, service: str = "steadypay") -> None:
+    """Structured logs for this process (see :mod:`steadypay.observability.logging`)."""
+    from steadypay.observability.logging import configure_logging as configure
+
+    configure(settings.log_level, settings.log_json, service)

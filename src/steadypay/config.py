@@ -10,10 +10,11 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from steadypay.fraud.rules import FraudRules
+from steadypay.observability.slo import LATENCY_BOUNDS_MS
 from steadypay.resilience.pipeline import PipelineConfig
 from steadypay.resilience.store import BreakerConfig
 
@@ -123,6 +124,12 @@ class Settings(BaseSettings):
     ledger_max_concurrent_transactions: int = Field(
         default=8, ge=1, description="Write transactions in flight per worker process."
     )
+    ledger_group_commit: bool = Field(
+        default=True, description="Concurrent transfers of a worker share one transaction."
+    )
+    ledger_group_commit_max_batch: int = Field(
+        default=512, ge=1, le=10_000, description="Most requests in one group-commit batch."
+    )
     ledger_retry_base_s: float = Field(default=0.005, gt=0)
     ledger_retry_cap_s: float = Field(default=0.25, gt=0)
 
@@ -148,6 +155,13 @@ class Settings(BaseSettings):
 
     # --- outbox relay and webhooks ----------------------------------------------------------
     outbox_batch_size: int = Field(default=100, ge=1)
+    outbox_delivery_batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Events per POST to the notification service's /events/batch (1: one "
+        "POST per event to /events).",
+    )
     outbox_lease_s: float = Field(default=30.0, gt=0)
     outbox_max_age_hours: float = Field(default=72.0, gt=0, description="Then dead-lettered.")
     outbox_backoff_base_s: float = Field(default=1.0, gt=0)
@@ -170,6 +184,127 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="After Redis fails, use local state this long."
     )
 
+    # --- SLO: per-minute SLI rollups, error budgets (steadypay.observability.sli/slo) -------
+    slo_objective: float = Field(
+        default=0.999, gt=0, lt=1, description="Availability objective (0.999 = 99.9%)."
+    )
+    slo_latency_threshold_ms: int = Field(
+        default=300,
+        description="Latency SLI: share of requests at most this slow. One of the rollups' "
+        "bucket bounds (steadypay.observability.slo.LATENCY_BOUNDS_MS).",
+    )
+    sli_request_timeout_ms: int = Field(
+        default=5_000, gt=0, description="A request slower than this is a failure (timeout)."
+    )
+    sli_flush_interval_s: float = Field(
+        default=10.0, gt=0, description="How often each worker upserts its rollups."
+    )
+    sli_max_pending_minutes: int = Field(
+        default=60, ge=1, description="Rollup rows kept while the database is unreachable."
+    )
+    sli_service_prefix: str = Field(
+        default="",
+        max_length=20,
+        description="Put before service names in the rollups (deployments sharing a database).",
+    )
+
+    @field_validator("slo_latency_threshold_ms")
+    @classmethod
+    def _latency_threshold_is_a_bound(cls, value: int) -> int:
+        if value not in LATENCY_BOUNDS_MS:
+            raise ValueError(f"must be one of the rollup bucket bounds {LATENCY_BOUNDS_MS}")
+        return value
+
+    # --- CloudWatch export (steadypay.observability.cloudwatch) ----------------------------
+    cloudwatch_namespace: str | None = Field(
+        default=None,
+        max_length=255,
+        description="Set (e.g. Steadypay/Reliability) to export ResponseTime and RequestCount "
+        "to CloudWatch. Credentials and endpoint: boto3's standard chain (AWS_*).",
+    )
+    cloudwatch_region: str | None = Field(
+        default=None, description="Unset: AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1."
+    )
+    cloudwatch_flush_interval_s: float = Field(
+        default=60.0, gt=0, description="Aggregate this long, then send one batch."
+    )
+    cloudwatch_max_buffered_datums: int = Field(
+        default=2_000, ge=1, description="Unsent datums kept; beyond it the oldest are dropped."
+    )
+    cloudwatch_timeout_s: float = Field(
+        default=2.0, gt=0, description="Connect and read timeout of each PutMetricData attempt."
+    )
+    cloudwatch_shutdown_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait for the final flush at shutdown."
+    )
+
+    # --- health endpoints and scrape-time gauges (steadypay.observability.health) ----------
+    health_check_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Time limit of each /health/ready check (they run at once) and of the "
+        "database reads /metrics does before answering.",
+    )
+    health_backlog_warn: int = Field(
+        default=1000, ge=0, description="Outbox events (or due webhooks) above which: warn."
+    )
+    health_backlog_age_warn_s: float = Field(
+        default=300.0, gt=0, description="Oldest waiting event older than this: warn."
+    )
+
+    # --- health monitor (steadypay.monitor, `steadypay monitor`) ---------------------------
+    monitor_api_url: str = Field(
+        default="http://127.0.0.1:8000", description="The API the monitor checks."
+    )
+    monitor_interval_s: float = Field(default=30.0, gt=0, description="Start to start.")
+    monitor_check_timeout_s: float = Field(
+        default=10.0, gt=0, description="Each check's own time limit within a round."
+    )
+    monitor_failure_threshold: int = Field(
+        default=3, ge=1, description="Consecutive failed rounds that trigger a failover."
+    )
+    monitor_recovery_threshold: int = Field(
+        default=2, ge=1, description="Consecutive healthy rounds that reset the failure count."
+    )
+    monitor_failover_command: str | None = Field(
+        default=None, description="Run by /bin/sh -c on failover (reason in STEADYPAY_FAILOVER_*)."
+    )
+    monitor_failover_webhook: str | None = Field(
+        default=None, description="POSTed a JSON description of the failover."
+    )
+    monitor_failover_timeout_s: float = Field(
+        default=60.0, gt=0, description="Time limit of the failover command or webhook."
+    )
+    monitor_failover_cooldown_s: float = Field(
+        default=900.0, ge=0, description="No new failover this long after one, unless acked."
+    )
+    monitor_retention_days: float = Field(default=7.0, gt=0, description="Rounds kept.")
+    monitor_canary_currency: str = Field(default="USD", description="The canary's currency.")
+    monitor_canary_amount_minor: int = Field(
+        default=1, ge=1, description="Moved there and back each round (minor units)."
+    )
+    monitor_metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve the monitor's /metrics on this port."
+    )
+
+    # --- chaos: in-process fault injection (steadypay.chaos.faults) -----------------------
+    chaos_enabled: bool = Field(
+        default=False, description="Inject faults from start (PUT /v1/admin/chaos at runtime)."
+    )
+    chaos_failure_rate: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Share of calls failed at each hook."
+    )
+    chaos_latency_rate: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Share of calls delayed at each hook."
+    )
+    chaos_latency_ms: tuple[int, int] = Field(
+        default=(100, 2000), description="Injected latency range in ms, as min,max (JSON)."
+    )
+    chaos_seed: int | None = Field(default=None, description="Seed of the fault draws.")
+    chaos_allow_in_production: bool = Field(
+        default=False, description="Permit chaos when STEADYPAY_ENV=production."
+    )
+
     # --- HTTP -----------------------------------------------------------------------------
     admin_key: SecretStr | None = Field(
         default=None, description="Admin bearer key. Unset: `up` generates one in data_dir."
@@ -178,7 +313,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
     log_level: str = "info"
-    log_json: bool = False
+    log_json: bool | None = Field(
+        default=None,
+        description="JSON log lines (one object per line). Unset: JSON unless stderr is a "
+        "terminal, so a laptop gets readable lines and a container gets JSON.",
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

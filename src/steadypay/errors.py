@@ -77,6 +77,13 @@ class PermissionDenied(SteadypayError):
     default_message = "you are not allowed to do this"
 
 
+class ChaosForbidden(PermissionDenied):
+    code = "chaos_forbidden"
+    default_message = (
+        "chaos is refused in production (set STEADYPAY_CHAOS_ALLOW_IN_PRODUCTION=true to allow)"
+    )
+
+
 class NotFound(SteadypayError):
     code = "not_found"
     default_message = "no such object"
@@ -131,6 +138,14 @@ class CurrencyMismatch(BusinessRuleViolation):
 class BalanceLimitExceeded(BusinessRuleViolation):
     code = "balance_limit_exceeded"
     default_message = "the operation would take a balance beyond the supported maximum"
+
+
+class AtomicBatchFailed(BusinessRuleViolation):
+    code = "atomic_batch_failed"
+    default_message = (
+        "a transfer of this atomic batch could not complete, so none of them happened; "
+        "error.items says which and why"
+    )
 
 
 class IdempotencyKeyReuse(BusinessRuleViolation):

@@ -93,8 +93,9 @@ def test_payments_continue_without_the_fraud_service(tmp_path: Path) -> None:
             "--services", "notifications,api,relay"]  # fmt: skip
     with running(argv, tmp_path / "up.log", env, f"http://127.0.0.1:{port}/health/ready"):
         api = Client(f"http://127.0.0.1:{port}", (data_dir / "admin.key").read_text().strip())
-        ready = api.http.get("/health/ready").json()
-        assert ready["dependencies"]["fraud"]["critical"] is False
+        ready = api.http.get("/health/ready")
+        assert ready.status_code == 200  # the fraud service is down but not critical
+        assert ready.json()["checks"]["fraud:circuit"][0]["status"] in {"pass", "warn"}
         _, alice = api.funded_user("alice", "40000.00")
         _, bob = api.funded_user("bob", "")
         sources = Counter()

@@ -55,8 +55,17 @@ async def container(settings: Settings) -> AsyncIterator[bootstrap.Container]:
 async def serve(app: ASGIApp) -> AsyncIterator[str]:
     """Serve ``app`` with a real uvicorn on a free loopback port; yield its base URL."""
     port = free_port()
+    # Idle keep-alive connections outlive the tests' clients' (httpx keeps them 5 s, which
+    # is uvicorn's default too: a request sent on a connection the server is closing at that
+    # moment fails with ReadError on a loaded machine).
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=60,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -29,23 +29,23 @@ async def test_ready_reports_circuits_and_fails_only_for_critical(settings: Sett
     try:
         async with serve(create_app(with_deps, container)) as url, httpx.AsyncClient() as http:
             ready = (await http.get(f"{url}/health/ready")).json()
-            assert ready["dependencies"]["fraud"]["circuit"] == "closed"
-            assert ready["dependencies"]["fraud"]["status"] == "ok"
+            fraud = ready["checks"]["fraud:circuit"][0]
+            assert (fraud["status"], fraud["observedValue"]) == ("pass", "closed")
 
             await container.dependencies["fraud"].pipeline.breaker.force_open()
             r = await http.get(f"{url}/health/ready")
             assert r.status_code == 200
-            fraud = r.json()["dependencies"]["fraud"]
-            assert (fraud["status"], fraud["circuit"], fraud["critical"]) == (
-                "warn",
-                "forced_open",
-                False,
-            )
+            assert r.json()["status"] == "warn"
+            fraud = r.json()["checks"]["fraud:circuit"][0]
+            assert (fraud["status"], fraud["observedValue"]) == ("warn", "forced_open")
 
             await container.dependencies["vault"].pipeline.breaker.force_open()
             r = await http.get(f"{url}/health/ready")
             assert r.status_code == 503
-            assert r.json()["dependencies"]["vault"]["status"] == "fail"
+            assert r.json()["status"] == "fail"
+            vault = r.json()["checks"]["vault:circuit"][0]
+            assert (vault["status"], vault["observedValue"]) == ("fail", "forced_open")
+            assert "critical" in vault["output"]
     finally:
         await container.close()
 

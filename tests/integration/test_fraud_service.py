@@ -24,6 +24,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
+from steadypay.chaos.proxy import FaultProxy
 from steadypay.cli.fraud import run_fraud_service
 from steadypay.config import Environment, Settings
 from steadypay.db.pool import PoolOptions, create_database
@@ -372,11 +373,15 @@ async def test_health(fraud: Fraud) -> None:
     assert live.status_code == 200
     assert live.json() == {"status": "ok"}
     assert ready.status_code == 200
-    expected_redis = "ok" if fraud.store == "redis" else "disabled"
-    assert ready.json() == {
-        "status": "ok",
-        "checks": {"database": "ok", "redis": expected_redis, "velocity_store": fraud.store},
-    }
+    assert ready.headers["content-type"] == "application/health+json"
+    body = ready.json()
+    assert (body["status"], body["serviceId"]) == ("pass", "steadypay-fraud")
+    expected = {"postgresql:responseTime", "postgresql:connections", "velocityStore:active"}
+    if fraud.store == "redis":
+        expected.add("redis:responseTime")
+    assert set(body["checks"]) == expected
+    assert body["checks"]["velocityStore:active"][0]["observedValue"] == fraud.store
+    assert {c[0]["status"] for c in body["checks"].values()} == {"pass"}
 
 
 # --- deadlines -----------------------------------------------------------------------------
@@ -506,8 +511,11 @@ async def test_redis_down_falls_back_to_postgres_and_comes_back(
             ]
             ready = await fraud.http.get("/health/ready")
             assert ready.status_code == 200  # Redis down is a warning, not unready
-            assert ready.json()["checks"]["redis"] == "warn"
-            assert ready.json()["checks"]["velocity_store"] == "postgres (redis fallback)"
+            checks = ready.json()["checks"]
+            assert ready.json()["status"] == "warn"
+            assert checks["redis:responseTime"][0]["status"] == "warn"
+            velocity = checks["velocityStore:active"][0]
+            assert (velocity["status"], velocity["observedValue"]) == ("warn", "postgres")
             server.start()
             await asyncio.sleep(0.3)  # past the cooldown
             back = await fraud.check(payload(sender, receiver))
@@ -523,7 +531,7 @@ async def test_redis_unreachable_from_the_start(pg_settings: Settings) -> None:
         assert verdict["reasons"] == ["first_payment_to_receiver"]
         ready = await fraud.http.get("/health/ready")
         assert ready.status_code == 200
-        assert ready.json()["checks"]["redis"] == "warn"
+        assert ready.json()["checks"]["redis:responseTime"][0]["status"] == "warn"
 
 
 async def test_checks_past_their_retention_are_purged(pg_settings: Settings) -> None:
@@ -567,73 +575,29 @@ async def test_the_openapi_document_describes_the_contract(pg_fraud: Fraud) -> N
 # --- PostgreSQL going away -----------------------------------------------------------------
 
 
-class TcpProxy:
-    """A loopback TCP proxy to PostgreSQL that a test can cut (every connection reset, new ones
-    refused) and restore: the network failing, not a mock."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", self.port, reuse_address=True
-        )
-
-    def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers |= {writer, up_writer}
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except OSError:
-                pass
-            finally:
-                sink.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
-
-
 async def test_database_down_is_503_and_unready_then_recovers(pg_settings: Settings) -> None:
     url = make_url(pg_settings.require_database_url())
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxy = FaultProxy(url.host or "127.0.0.1", url.port or 5432)
     await proxy.start()
     proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     settings = with_changes(pg_settings, database_url=proxied, db_connect_timeout_s=1.0)
     try:
         async with running(settings, MovableClock(), "postgres") as fraud:
             assert (await fraud.http.get("/health/ready")).status_code == 200
-            proxy.cut()
+            await proxy.down()
             ready = await fraud.http.get("/health/ready")
             assert ready.status_code == 503
-            assert ready.json()["checks"]["database"] == "unavailable"
+            assert ready.json()["status"] == "fail"
+            assert ready.json()["checks"]["postgresql:responseTime"][0]["status"] == "fail"
             check = await fraud.check(payload())
             assert check.status_code == 503
             assert check.json()["error"]["code"] == "database_unavailable"
             assert check.headers["Retry-After"]
-            await proxy.start()
+            await proxy.up()
             assert (await fraud.http.get("/health/ready")).status_code == 200
             assert (await fraud.check(payload())).status_code == 200
     finally:
-        proxy.cut()
+        await proxy.down()
 
 
 # --- the process -----------------------------------------------------------------------------

@@ -77,6 +77,22 @@ async def test_unbalanced_postings_are_rejected(api: Api, conn: asyncpg.Connecti
         )
 
 
+async def test_a_later_posting_to_a_balanced_transfer_is_rejected(
+    api: Api, conn: asyncpg.Connection
+) -> None:
+    """A transfer's postings are written once: a one-sided posting added later unbalances it."""
+    transfer_id, wallet_id = await _a_transfer_with_entries(api)
+    balance = await conn.fetchval("SELECT balance FROM wallets WHERE id = $1", uuid.UUID(wallet_id))
+    with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="sum to zero"):
+        await conn.execute(
+            "INSERT INTO entries (transfer_id, wallet_id, currency, amount, balance_before,"
+            " balance_after) VALUES ($1, $2, 'USD', 5, $3::int8, $3::int8 + 5)",
+            uuid.UUID(transfer_id),
+            uuid.UUID(wallet_id),
+            balance,
+        )
+
+
 async def test_negative_user_balance_is_rejected(api: Api, conn: asyncpg.Connection) -> None:
     _, wallet = await api.funded_wallet("1.00")
     with pytest.raises(asyncpg.CheckViolationError):

@@ -201,8 +201,8 @@ async def test_an_event_posted_twice_reaches_each_endpoint_once(
 
     first = await post_event(internal, body)
     again = await post_event(internal, body)
-    assert first == {"id": body["id"], "duplicate": False, "deliveries": 3}
-    assert again == {"id": body["id"], "duplicate": True, "deliveries": 0}
+    assert first == {"id": body["id"], "status": "accepted", "duplicate": False, "deliveries": 3}
+    assert again == {"id": body["id"], "status": "duplicate", "duplicate": True, "deliveries": 0}
     hooks = (alice_hook_1, alice_hook_2, bob_hook)
     await eventually(lambda: all(h.requests for h in hooks))
     await asyncio.sleep(0.3)  # several poll intervals: nothing more may arrive
@@ -224,6 +224,58 @@ async def test_an_event_posted_twice_reaches_each_endpoint_once(
         200,
     )
     assert attempt["delivered_at"] is not None
+
+
+async def test_a_batch_records_each_event_once_and_rejects_only_the_bad_ones(
+    internal: httpx.AsyncClient, receivers: tuple[Receivers, str]
+) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    _, alice_hook_1 = await endpoint(internal, receivers, alice)
+    _, alice_hook_2 = await endpoint(internal, receivers, alice)
+    _, bob_hook = await endpoint(internal, receivers, bob)
+    earlier = event([bob])
+    await post_event(internal, earlier)
+    first, second = event([alice]), event([bob, alice, bob])
+    bad = {**event([alice]), "created_at": "yesterday"}
+    batch = [first, second, bad, first, earlier, "not an event"]
+
+    r = await internal.post("/events/batch", json={"events": batch})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [(x["id"], x["status"]) for x in results] == [
+        (first["id"], "accepted"), (second["id"], "accepted"), (bad["id"], "rejected"),
+        (first["id"], "duplicate"), (earlier["id"], "duplicate"), (None, "rejected"),
+    ]  # fmt: skip
+    assert [x.get("deliveries") for x in results] == [2, 3, None, 0, 0, None]
+    assert results[2]["error"]["code"] == "validation_error"
+    assert results[2]["error"]["param"] == "events[2]"
+    assert "created_at" in results[2]["error"]["message"]
+    assert results[5]["error"]["param"] == "events[5]"
+
+    again = await internal.post("/events/batch", json={"events": [first, second]})
+    assert [x["status"] for x in again.json()["results"]] == ["duplicate", "duplicate"]
+    hooks = (alice_hook_1, alice_hook_2, bob_hook)
+    await eventually(
+        lambda: all(len(h.requests) >= 2 for h in hooks[:2]) and len(bob_hook.requests) >= 2
+    )
+    await asyncio.sleep(0.3)  # several poll intervals: nothing more may arrive
+    assert sorted(b["id"] for b in alice_hook_1.bodies()) == sorted([first["id"], second["id"]])
+    assert sorted(b["id"] for b in alice_hook_2.bodies()) == sorted([first["id"], second["id"]])
+    assert sorted(b["id"] for b in bob_hook.bodies()) == sorted([earlier["id"], second["id"]])
+
+    for body, why in [
+        ({"events": []}, "empty"),
+        ({"events": [first] * 1001}, "over the limit"),
+        ({"event": [first]}, "no events"),
+        ([first], "not an object"),
+    ]:
+        r = await internal.post("/events/batch", json=body)
+        assert r.status_code == 400, why
+        assert r.json()["error"]["code"] == "validation_error", why
+    r = await internal.post(
+        "/events/batch", content=b"{", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400
 
 
 async def test_a_failing_receiver_is_retried_until_it_answers_2xx(
@@ -331,6 +383,7 @@ async def test_internal_api_contract(
     async with httpx.AsyncClient(base_url=service_url) as anonymous:
         for method, path in [
             ("POST", "/events"),
+            ("POST", "/events/batch"),
             ("POST", "/internal/webhook_endpoints"),
             ("GET", f"/internal/webhook_endpoints/{uuid.uuid4()}/deliveries"),
         ]:
@@ -343,8 +396,17 @@ async def test_internal_api_contract(
         assert (await anonymous.get("/health/live")).status_code == 200
         ready = await anonymous.get("/health/ready")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"database": "ok", "worker": "ok"}
-        assert "due" in ready.json()["backlog"]
+        assert ready.headers["content-type"] == "application/health+json"
+        assert ready.json()["serviceId"] == "steadypay-notifications"
+        checks = ready.json()["checks"]
+        assert set(checks) == {
+            "postgresql:responseTime", "postgresql:connections", "deliveryWorker:running",
+            "deliveries:backlog", "deliveries:oldestDueAge",
+        }  # fmt: skip
+        assert checks["deliveryWorker:running"][0] == checks["deliveryWorker:running"][0] | {
+            "status": "pass", "observedValue": True
+        }  # fmt: skip
+        assert isinstance(checks["deliveries:backlog"][0]["observedValue"], int)
 
     first = await internal.post(
         "/internal/webhook_endpoints", json=body, headers={"Idempotency-Key": "k1"}

@@ -47,32 +47,64 @@ NO_BREAKER = BreakerConfig(
 
 @dataclass
 class Receiver:
-    """POST /events: records every request, how many were in flight per event at once, and
-    answers what ``status_for(event_id, nth_request_for_that_event)`` says (202 by default)."""
+    """POST /events and POST /events/batch (unless ``batch`` is False): records every event
+    received (with the event id as its key, whichever way it came), how many were in flight per
+    event at once, and answers what ``status_for(event_id, nth_request_for_that_event)`` says
+    (202 by default). In a batch, a 5xx for any event fails the whole request with that status
+    and a 4xx rejects that event alone."""
 
     delay_s: float = 0.0
     status_for: Callable[[str, int], int] = lambda _event, _n: 202
+    batch: bool = True
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    posts: Counter[str] = field(default_factory=Counter)
+    """Requests per path."""
     in_flight: Counter[str] = field(default_factory=Counter)
     max_in_flight: Counter[str] = field(default_factory=Counter)
 
     def count(self, event_id: uuid.UUID) -> int:
         return sum(1 for key, _ in self.requests if key == str(event_id))
 
-    async def events(self, request: Request) -> JSONResponse:
-        key = request.headers.get("idempotency-key", "")
-        self.requests.append((key, await request.json()))
-        self.in_flight[key] += 1
-        self.max_in_flight[key] = max(self.max_in_flight[key], self.in_flight[key])
+    async def _received(self, keys: list[str]) -> None:
+        for key in keys:
+            self.in_flight[key] += 1
+            self.max_in_flight[key] = max(self.max_in_flight[key], self.in_flight[key])
         try:
             await asyncio.sleep(self.delay_s)
         finally:
-            self.in_flight[key] -= 1
+            for key in keys:
+                self.in_flight[key] -= 1
+
+    async def events(self, request: Request) -> JSONResponse:
+        self.posts[request.url.path] += 1
+        key = request.headers.get("idempotency-key", "")
+        self.requests.append((key, await request.json()))
+        await self._received([key])
         status = self.status_for(key, self.count(uuid.UUID(key)) if key else 0)
         return JSONResponse({"received": key}, status_code=status)
 
+    async def events_batch(self, request: Request) -> JSONResponse:
+        self.posts[request.url.path] += 1
+        events = (await request.json())["events"]
+        keys = [event["id"] for event in events]
+        self.requests += [(event["id"], event) for event in events]
+        await self._received(keys)
+        statuses = [self.status_for(key, self.count(uuid.UUID(key))) for key in keys]
+        if failed := [s for s in statuses if s >= 500]:
+            return JSONResponse({"error": "scripted failure"}, status_code=failed[0])
+        results = [
+            {"id": key, "status": "accepted"}
+            if status < 300
+            else {"id": key, "status": "rejected", "error": {"message": f"scripted {status}"}}
+            for key, status in zip(keys, statuses, strict=True)
+        ]
+        return JSONResponse({"results": results})
+
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/events", self.events, methods=["POST"])])
+        routes = [Route("/events", self.events, methods=["POST"])]
+        if self.batch:
+            routes.append(Route("/events/batch", self.events_batch, methods=["POST"]))
+        return Starlette(routes=routes)
 
 
 @asynccontextmanager
@@ -271,7 +303,9 @@ async def test_an_open_circuit_defers_the_next_attempt_until_its_trial(db: Datab
     breaker = BreakerConfig(failure_threshold=1, reset_timeout_s=30)
     async with receiving(receiver) as url:
         client = client_for(url, breaker=breaker)
-        relay = OutboxRelay(db, client, lease_s=5, concurrency=1, backoff_base_s=0.01)
+        relay = OutboxRelay(
+            db, client, lease_s=5, concurrency=1, backoff_base_s=0.01, delivery_batch_size=1
+        )
         try:
             stats = await relay.run_once()
         finally:
@@ -354,11 +388,12 @@ async def test_a_slow_relays_late_outcome_cannot_overwrite_a_newer_claim(db: Dat
     assert (await row(db, event_id))["last_error"] == "HTTP 500"
 
 
+@pytest.mark.parametrize("n", [1, 3], ids=["one-event", "a-batch"])
 async def test_a_delivery_that_could_outlast_the_lease_is_released_not_started(
-    db: Database,
+    db: Database, n: int
 ) -> None:
     receiver = Receiver()
-    [event_id] = await insert_events(db)
+    ids = await insert_events(db, n)
     now = [0.0]
     async with receiving(receiver) as url:
         client = client_for(url, total_timeout_s=0.5)
@@ -375,11 +410,105 @@ async def test_a_delivery_that_could_outlast_the_lease_is_released_not_started(
             stats = await relay.run_once()
         finally:
             await client.aclose()
-    assert stats.deferred == 1
+    assert stats.deferred == n
     assert receiver.requests == []
-    released = await row(db, event_id)
-    assert (released["status"], released["attempts"]) == ("pending", 0)
-    assert released["due_in_s"] <= 0
+    for event_id in ids:
+        released = await row(db, event_id)
+        assert (released["status"], released["attempts"]) == ("pending", 0)
+        assert released["due_in_s"] <= 0
+
+
+async def test_a_batch_is_one_post_and_each_event_gets_its_own_outcome(db: Database) -> None:
+    ids = await insert_events(db, 10)
+    refused = str(ids[3])
+    receiver = Receiver(status_for=lambda event, n: 422 if event == refused and n == 1 else 202)
+    async with receiving(receiver) as url:
+        client = client_for(url)
+        relay = OutboxRelay(db, client, lease_s=5, delivery_batch_size=4, backoff_base_s=10)
+        try:
+            stats = await relay.run_once()
+            assert receiver.posts == Counter({"/events/batch": 3})  # 4 + 4 + 2 events
+            assert (stats.claimed, stats.delivered, stats.retried) == (10, 9, 1)
+            rejected = await row(db, ids[3])
+            assert rejected["status"] == "pending"
+            assert rejected["last_error"] == "scripted 422"
+            assert rejected["due_in_s"] > 1  # backoff as for a single delivery
+            for event_id in ids[:3] + ids[4:]:
+                assert (await row(db, event_id))["status"] == "delivered"
+            await make_due(db, ids[3])
+            stats = await relay.run_once()
+        finally:
+            await client.aclose()
+    assert (stats.claimed, stats.delivered) == (1, 1)
+    assert receiver.posts["/events"] == 1  # a lone event goes to /events
+    assert (await row(db, ids[3]))["status"] == "delivered"
+    assert [key for key, _ in receiver.requests[:10]] == [str(i) for i in ids]  # in seq order
+
+
+async def test_a_failed_batch_schedules_every_event_in_it_for_a_retry(db: Database) -> None:
+    ids = await insert_events(db, 5)
+    receiver = Receiver(status_for=lambda _event, n: 503 if n == 1 else 202)
+    async with receiving(receiver) as url:
+        client = client_for(url)
+        relay = OutboxRelay(db, client, lease_s=5, backoff_base_s=10, rng=lambda: 0.5)
+        try:
+            stats = await relay.run_once()
+            assert (stats.claimed, stats.retried, stats.delivered) == (5, 5, 0)
+            for event_id in ids:
+                failed = await row(db, event_id)
+                assert failed["status"] == "pending"
+                assert "dependency_error" in failed["last_error"]
+                assert 4 < failed["due_in_s"] <= 5
+                await make_due(db, event_id)
+            stats = await relay.run_once()
+        finally:
+            await client.aclose()
+    assert (stats.claimed, stats.delivered) == (5, 5)
+    assert receiver.posts == Counter({"/events/batch": 2})
+
+
+async def test_a_malformed_batch_answer_delivers_nothing(db: Database) -> None:
+    ids = await insert_events(db, 3)
+
+    async def wrong_answer(request: Request) -> JSONResponse:
+        return JSONResponse({"results": [{"id": str(ids[0]), "status": "accepted"}]})
+
+    async with serve(
+        Starlette(routes=[Route("/events/batch", wrong_answer, methods=["POST"])])
+    ) as url:
+        client = client_for(url)
+        try:
+            stats = await OutboxRelay(db, client, lease_s=5).run_once()
+        finally:
+            await client.aclose()
+    assert (stats.claimed, stats.retried, stats.delivered) == (3, 3, 0)
+    for event_id in ids:
+        failed = await row(db, event_id)
+        assert failed["status"] == "pending"
+        assert "malformed answer" in failed["last_error"]
+
+
+async def test_a_receiver_without_the_batch_endpoint_gets_events_one_by_one(
+    db: Database,
+) -> None:
+    receiver = Receiver(batch=False)
+    first = await insert_events(db, 5)
+    async with receiving(receiver) as url:
+        client = client_for(url)
+        relay = OutboxRelay(db, client, lease_s=5)
+        try:
+            stats = await relay.run_once()
+            assert (stats.claimed, stats.delivered) == (5, 5)
+            second = await insert_events(db, 5)
+            stats = await relay.run_once()
+        finally:
+            await client.aclose()
+    assert (stats.claimed, stats.delivered) == (5, 5)
+    # one 404 from /events/batch (Starlette's router answers it), then single posts only
+    assert receiver.posts == Counter({"/events": 10})
+    assert Counter(key for key, _ in receiver.requests) == Counter(str(i) for i in first + second)
+    for event_id in first + second:
+        assert (await row(db, event_id))["status"] == "delivered"
 
 
 def test_a_lease_shorter_than_a_delivery_is_refused() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 
+import asyncpg
 import pytest
 
 from steadypay import errors
 from steadypay.api.errors import STATUS_BY_ERROR, headers_for, render_error, status_for
+from steadypay.db.pool import translate
 
 ALL = errors.all_error_classes()
 
@@ -72,3 +74,29 @@ def test_error_body_shape() -> None:
             "transfer_id": "t1",
         }
     }
+
+
+@pytest.mark.parametrize(
+    "driver_error",
+    [
+        asyncpg.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        ConnectionResetError(104, "Connection reset by peer"),
+        TimeoutError(),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_dropped_database_connection_is_unavailable_not_a_500(driver_error: Exception) -> None:
+    translated = translate(driver_error)
+    assert isinstance(translated, errors.DatabaseUnavailable)
+    assert status_for(translated) == 503
+
+
+def test_a_serialization_failure_is_a_conflict_and_a_lock_timeout_contention() -> None:
+    assert isinstance(translate(asyncpg.SerializationError()), errors.TransactionConflict)
+    assert isinstance(translate(asyncpg.DeadlockDetectedError()), errors.TransactionConflict)
+    assert isinstance(translate(asyncpg.LockNotAvailableError()), errors.LedgerContention)
+    unexpected = ValueError("a bug")
+    assert translate(unexpected) is unexpected

@@ -23,7 +23,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from steadypay import __version__, bootstrap
 from steadypay.api.context import RequestIdMiddleware, request_id
 from steadypay.api.responses import error_response, json_response
-from steadypay.api.routes import health, money, outbox, users, wallets, webhooks
+from steadypay.api.routes import (
+    batch,
+    chaos,
+    health,
+    money,
+    monitor,
+    outbox,
+    slo,
+    users,
+    wallets,
+    webhooks,
+)
+from steadypay.chaos import runtime as chaos_runtime
+from steadypay.chaos.middleware import ChaosMiddleware
 from steadypay.config import Settings
 from steadypay.errors import (
     AuthenticationError,
@@ -34,7 +47,9 @@ from steadypay.errors import (
 )
 from steadypay.idempotency.service import purge_forever
 from steadypay.ledger.jobs import expire_holds_forever
+from steadypay.observability.cloudwatch import cloudwatch_export
 from steadypay.observability.metrics import MetricsMiddleware
+from steadypay.observability.sli import sli_rollups
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +75,12 @@ def create_app(settings: Settings, container: bootstrap.Container | None = None)
             ),
         ]
         try:
-            yield
+            async with (
+                cloudwatch_export(settings, app.state.request_observers),
+                sli_rollups(settings, built.db, app.state.request_observers) as app.state.sli,
+                chaos_runtime.following(built.db, settings),
+            ):
+                yield
         finally:
             for job in jobs:
                 job.cancel()
@@ -76,12 +96,14 @@ def create_app(settings: Settings, container: bootstrap.Container | None = None)
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.add_middleware(MetricsMiddleware, service="api")
+    app.state.request_observers = []
+    app.add_middleware(ChaosMiddleware)  # innermost: injected faults are measured like real ones
+    app.add_middleware(MetricsMiddleware, service="api", observers=app.state.request_observers)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     routers = (
         health.router, health.metrics_router, users.router, wallets.router, money.router,
-        webhooks.router, outbox.router,
+        webhooks.router, outbox.router, slo.router, monitor.router, chaos.router, batch.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)
@@ -173,5 +195,5 @@ def validation_error_from(exc: RequestValidationError) -> ValidationError:
 def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: settings come from STEADYPAY_* variables."""
     settings = Settings()
-    bootstrap.configure_logging(settings)
+    bootstrap.configure_logging(settings, "api")
     return create_app(settings)

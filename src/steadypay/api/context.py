@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from contextvars import ContextVar
+import time
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -12,10 +13,11 @@ from structlog.contextvars import bind_contextvars, unbind_contextvars
 
 from steadypay.api.errors import render_error
 from steadypay.errors import SteadypayError
+from steadypay.observability.context import request_id_var
 
 log = structlog.get_logger(__name__)
 
-_request_id: ContextVar[str] = ContextVar("request_id", default="")
+_request_id = request_id_var
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
@@ -24,7 +26,9 @@ def request_id() -> str:
 
 
 class RequestIdMiddleware:
-    """Takes a sane ``X-Request-Id`` from the caller or makes one; echoes it in the response.
+    """Takes a sane ``X-Request-Id`` from the caller or makes one; echoes it in the response,
+    and logs one ``http_request`` line per request (method, route template, status, duration;
+    never headers, query strings or bodies, which may carry keys or personal data).
 
     It also turns an unexpected exception (a bug) into our 500 error body carrying the request
     id, so even that response can be traced in the logs.
@@ -45,11 +49,14 @@ class RequestIdMiddleware:
         bind_contextvars(request_id=rid)
 
         started = False
+        status = 500
+        began = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
@@ -70,5 +77,15 @@ class RequestIdMiddleware:
             )
             await send({"type": "http.response.body", "body": body})
         finally:
+            route: Any = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            quiet = template.startswith(("/health", "/metrics"))  # probes and scrapes
+            (log.debug if quiet else log.info)(
+                "http_request",
+                method=scope["method"],
+                route=template,
+                status=status,
+                duration_ms=round((time.perf_counter() - began) * 1000, 2),
+            )
             _request_id.reset(token)
             unbind_contextvars("request_id")

@@ -219,3 +219,27 @@ def entry_json(entry: Entry) -> dict[str, Any]:
         "balance_after": format_amount(entry.balance_after, currency),
         "created_at": entry.created_at.isoformat(),
     }
+
+
+MAX_BATCH_TRANSFERS = 8189
+"""TigerBeetle's limit of transfers per request."""
+
+
+class CreateTransferBatch(_Strict):
+    transfers: Annotated[list[CreateTransfer], Field(min_length=1, max_length=MAX_BATCH_TRANSFERS)]
+    atomic: bool = Field(
+        default=False,
+        description="All transfers complete, or none happens (like TigerBeetle's linked chains).",
+    )
+
+
+class BatchItemOut(BaseModel):
+    index: int
+    status: str = Field(description="completed, failed, or rolled_back (an atomic batch failed)")
+    transfer: TransferOut | None
+    error: dict[str, Any] | None
+
+
+class TransferBatchOut(BaseModel):
+    atomic: bool
+    data: list[BatchItemOut]

@@ -21,7 +21,7 @@ def run_fraud_service(settings: Settings, host: str, port: int) -> None:
     """
     if settings.database_url is None:
         raise SystemExit("STEADYPAY_DATABASE_URL is required to run the fraud service")
-    configure_logging(settings)
+    configure_logging(settings, "fraud")
     base = f"http://{host}:{port}"
     velocity = "Redis, PostgreSQL while Redis is down" if settings.redis_url else "PostgreSQL"
     Console(stderr=True).print(
@@ -36,6 +36,7 @@ def run_fraud_service(settings: Settings, host: str, port: int) -> None:
         host=host,
         port=port,
         log_level=settings.log_level,
+        log_config=None,  # ours (configure_logging): JSON lines, redaction
         access_log=False,
         timeout_graceful_shutdown=10,
     )

@@ -1,9 +1,10 @@
-"""`steadypay ledger check`: audit the ledger; exit 1 on any violation."""
+"""`steadypay ledger check`: audit the ledger, record the outcome; exit 1 on any violation."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -13,17 +14,28 @@ from rich.table import Table
 from steadypay.cli.database import database
 from steadypay.config import Settings
 from steadypay.ledger.audit import AuditReport, audit
+from steadypay.observability.health import record_ledger_check
 
 
 async def _audit(url: str) -> AuditReport:
+    """Audit, then record the outcome (``steadypay_ledger_check_violations`` reads the last)."""
     conn = await asyncpg.connect(url, timeout=10)
     try:
-        return await audit(conn)
+        report = await audit(conn)
+        violations = sum(c.violations for c in report.checks)
+        if await record_ledger_check(conn, violations, report_json(report)) is None:
+            print(
+                "warning: the check was not recorded (no observability.ledger_checks table: "
+                "run `steadypay migrate`)",
+                file=sys.stderr,
+            )
+        return report
     finally:
         await conn.close()
 
 
 def run_check(settings: Settings, data_dir: Path, *, as_json: bool) -> bool:
+    """Audit the ledger and record the outcome in ``observability.ledger_checks``."""
     with database(settings, data_dir) as target:
         report = asyncio.run(_audit(target.url))
     if as_json:

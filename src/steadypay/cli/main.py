@@ -19,6 +19,8 @@ ledger_app = typer.Typer(help="Inspect the ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+chaos_app = typer.Typer(help="Fault injection and money-safety checks.", no_args_is_help=True)
+app.add_typer(chaos_app, name="chaos")
 
 DataDir = Annotated[
     Path | None,
@@ -45,8 +47,9 @@ def up(
     fraud_port: Annotated[int, typer.Option(help="The fraud service's port")] = 8001,
     notification_port: Annotated[int, typer.Option(help="The notification service's port")] = 8002,
     services: Annotated[
-        str, typer.Option(help="Which to run, comma-separated: fraud,notifications,api,relay")
-    ] = "fraud,notifications,api,relay",
+        str,
+        typer.Option(help="Which to run, comma-separated: fraud,notifications,api,relay,monitor"),
+    ] = "fraud,notifications,api,relay,monitor",
 ) -> None:
     """Migrate, then run the whole system under one supervisor (on the embedded PostgreSQL
     unless STEADYPAY_DATABASE_URL is set). Ctrl-C stops everything."""
@@ -119,11 +122,61 @@ def outbox_relay() -> None:
     run_outbox_relay(
         settings,
         batch_size=settings.outbox_batch_size,
+        delivery_batch_size=settings.outbox_delivery_batch_size,
         lease_s=settings.outbox_lease_s,
         max_age_s=settings.outbox_max_age_hours * 3600,
         backoff_base_s=settings.outbox_backoff_base_s,
         backoff_cap_s=settings.outbox_backoff_cap_s,
     )
+
+
+# --- health monitor (steadypay.monitor) ------------------------------------------------------
+@app.command()
+def monitor(
+    api_url: Annotated[
+        str | None, typer.Option(help="The API to check [default: STEADYPAY_MONITOR_API_URL]")
+    ] = None,
+    interval: Annotated[
+        float | None, typer.Option(min=0.01, help="Seconds between rounds [default: 30]")
+    ] = None,
+    threshold: Annotated[
+        int | None, typer.Option(min=1, help="Failed rounds in a row that fail over [3]")
+    ] = None,
+    recovery: Annotated[
+        int | None, typer.Option(min=1, help="Healthy rounds in a row that reset the count [2]")
+    ] = None,
+    cooldown: Annotated[
+        float | None, typer.Option(min=0, help="Seconds before another failover unless acked")
+    ] = None,
+    check_timeout: Annotated[
+        float | None, typer.Option(min=0.01, help="Each check's time limit [10]")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve /metrics on this port [default: off]")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port")] = "127.0.0.1",
+    data_dir: DataDir = None,
+) -> None:
+    """The health monitor: checks API, database, a canary payment and dependencies every
+    interval; fails over after N failed rounds (only the leader acts). Ctrl-C stops it."""
+    import dataclasses
+
+    from steadypay.cli.monitor import options_from, run_monitor
+
+    settings = _settings()
+    d = options_from(settings)
+    options = dataclasses.replace(
+        d,
+        api_url=api_url or d.api_url,
+        interval_s=d.interval_s if interval is None else interval,
+        failure_threshold=threshold or d.failure_threshold,
+        recovery_threshold=recovery or d.recovery_threshold,
+        cooldown_s=d.cooldown_s if cooldown is None else cooldown,
+        check_timeout_s=d.check_timeout_s if check_timeout is None else check_timeout,
+        metrics_port=d.metrics_port if metrics_port is None else metrics_port,
+        metrics_host=metrics_host,
+    )
+    run_monitor(settings, options, data_dir=data_dir)
 
 
 @app.command()
@@ -186,6 +239,126 @@ def ledger_check(
         raise typer.Exit(1)
 
 
+@chaos_app.command("bank")
+def chaos_bank(
+    url: Annotated[str, typer.Option(help="A running steadypay")] = "http://127.0.0.1:8000",
+    data_dir: DataDir = None,
+    wallets: Annotated[int, typer.Option(min=2, help="Wallets, one user each")] = 8,
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients")] = 8,
+    duration: Annotated[float, typer.Option(min=0.1, help="Seconds of traffic")] = 10.0,
+    give_up: Annotated[
+        float, typer.Option(min=0.1, help="A client gives up on an operation after this long")
+    ] = 10.0,
+    seed: Annotated[int | None, typer.Option(help="Replay a run's random choices")] = None,
+    history: Annotated[Path | None, typer.Option(help="Write the history (JSON lines)")] = None,
+    report: Annotated[Path | None, typer.Option("--json", help="Write the verdict (JSON)")] = None,
+    check_notifications: Annotated[
+        bool, typer.Option(help="Also check every completed transfer reached notifications")
+    ] = False,
+    notify_within: Annotated[float, typer.Option(help="Seconds allowed for that")] = 30.0,
+) -> None:
+    """Random transfers with retries, duplicates and key reuse, then prove no money was lost,
+    invented or moved twice. Exit status 1 on any violation."""
+    from steadypay.chaos.bank import BankOptions
+    from steadypay.cli.chaos import run_bank
+    from steadypay.cli.database import database, read_admin_key
+
+    settings = _settings()
+    directory = (data_dir or settings.data_dir).absolute()
+    key = read_admin_key(settings, directory)
+    if not key:
+        raise typer.BadParameter("no admin key: set STEADYPAY_ADMIN_KEY or pass --data-dir")
+    options = BankOptions(
+        wallets=wallets, clients=clients, duration_s=duration, give_up_s=give_up, seed=seed
+    )
+    with database(settings, directory) as target:
+        ok = run_bank(
+            url,
+            key,
+            target.url,
+            options,
+            history=history,
+            report=report,
+            notifications=check_notifications,
+            notify_within_s=notify_within,
+        )
+    if not ok:
+        raise typer.Exit(1)
+
+
+ChaosQuick = Annotated[
+    bool, typer.Option(help="Shorter warm-up, fault and recovery: the whole suite in minutes")
+]
+ChaosDataDir = Annotated[
+    Path | None, typer.Option(help="Where the environment lives [default: a temp dir]")
+]
+ChaosReport = Annotated[Path | None, typer.Option("--json", help="Write the results (JSON)")]
+ChaosWorkers = Annotated[int, typer.Option(min=1, help="API worker processes")]
+
+
+@chaos_app.command("run")
+def chaos_run(
+    names: Annotated[list[str], typer.Argument(help="Experiment names (see `chaos list`)")],
+    quick: ChaosQuick = False,
+    data_dir: ChaosDataDir = None,
+    report: ChaosReport = None,
+    workers: ChaosWorkers = 2,
+) -> None:
+    """Start a steadypay of its own and run these Chaos Toolkit experiments against it, the
+    bank workload running throughout. Exit status 1 if any deviates or finds a violation."""
+    from steadypay.chaos.suite import names as all_names
+
+    unknown = [n for n in names if n not in all_names()]
+    if unknown:
+        raise typer.BadParameter(f"no experiment {unknown}; there are: {', '.join(all_names())}")
+    _run_chaos(names, quick=quick, data_dir=data_dir, report=report, workers=workers)
+
+
+@chaos_app.command("suite")
+def chaos_suite(
+    quick: ChaosQuick = False,
+    data_dir: ChaosDataDir = None,
+    report: ChaosReport = None,
+    workers: ChaosWorkers = 2,
+) -> None:
+    """Every experiment, one after the other, against one steadypay started for them."""
+    from steadypay.chaos.suite import names as all_names
+
+    _run_chaos(all_names(), quick=quick, data_dir=data_dir, report=report, workers=workers)
+
+
+@chaos_app.command("list")
+def chaos_list() -> None:
+    """The experiments and what each one does."""
+    from steadypay.chaos.suite import load, names
+
+    for name in names():
+        experiment = load(name)
+        typer.echo(f"{name:<22} {experiment['title']}")
+
+
+def _run_chaos(
+    names: list[str], *, quick: bool, data_dir: Path | None, report: Path | None, workers: int
+) -> None:
+    from steadypay.bootstrap import configure_logging
+    from steadypay.chaos.bank import BankOptions
+    from steadypay.cli.chaos import run_experiments
+
+    settings = _settings()
+    configure_logging(settings.model_copy(update={"log_level": "warning"}), "chaos")
+    options = BankOptions(wallets=6, clients=4, give_up_s=10.0, request_timeout_s=2.0)
+    ok = run_experiments(
+        names,
+        quick=quick,
+        data_dir=data_dir.absolute() if data_dir else None,
+        report=report,
+        options=options,
+        api_workers=workers,
+    )
+    if not ok:
+        raise typer.Exit(1)
+
+
 @bench_app.command("resilience")
 def bench_resilience(
     calls: Annotated[int, typer.Option(min=1, help="Calls to the always-failing server")] = 1000,
@@ -209,3 +382,58 @@ def bench_resilience(
         typer.echo(json.dumps(figures, indent=2))
     else:
         print_resilience(figures)
+
+
+# --- bench payments (issue 7): the write path against pgbench TPC-B ---------------------------
+@bench_app.command("payments")
+def bench_payments(
+    quick: Annotated[
+        bool, typer.Option(help="A smoke run: 3 s phases, 1,000 wallets, pgbench scale 1")
+    ] = False,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures to this file")
+    ] = None,
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients (and pgbench -c)")] = 16,
+    workers: Annotated[int, typer.Option(min=1, help="API worker processes")] = 2,
+    duration: Annotated[
+        float | None, typer.Option(min=1, help="Seconds per phase [default: 15, quick: 3]")
+    ] = None,
+    wallets: Annotated[
+        int | None, typer.Option(min=2, help="Funded wallets [default: 10000, quick: 1000]")
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, max=8189, help="Transfers per batch request [default: 1000]"),
+    ] = None,
+    loadgen_processes: Annotated[int, typer.Option(min=1, help="Load generator processes")] = 2,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Keep the bench's cluster and logs here [default: temp]")
+    ] = None,
+) -> None:
+    """pgbench TPC-B, then single, hot-account, batch, half-peak and fraud-down transfer runs
+    through the HTTP API on the same PostgreSQL; exit 1 if a ledger audit is not clean."""
+    import json
+    from dataclasses import replace
+
+    from steadypay.bench.payments import BenchOptions, run
+    from steadypay.cli.bench_report import print_payments
+
+    options = replace(
+        BenchOptions.quick_run() if quick else BenchOptions(),
+        clients=clients,
+        workers=workers,
+        loadgen_processes=loadgen_processes,
+        data_dir=data_dir.absolute() if data_dir else None,
+    )
+    if duration is not None:
+        options = replace(options, duration_s=duration)
+    if wallets is not None:
+        options = replace(options, wallets=wallets)
+    if batch_size is not None:
+        options = replace(options, batch_size=batch_size)
+    figures = run(options, say=lambda line: typer.echo(line, err=True))
+    print_payments(figures)
+    if json_file is not None:
+        json_file.write_text(json.dumps(figures, indent=2) + "\n")
+    if not figures["audits_clean"]:
+        raise typer.Exit(1)

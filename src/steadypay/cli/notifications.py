@@ -25,12 +25,13 @@ def run_notification_service(
         raise SystemExit("the notification service needs STEADYPAY_DATABASE_URL")
     if settings.admin_key is None:
         raise SystemExit("the notification service needs STEADYPAY_ADMIN_KEY")
-    configure_logging(settings)
+    configure_logging(settings, "notifications")
     uvicorn.run(
         create_notification_app(settings, options),
         host=host,
         port=port,
         log_level=settings.log_level,
+        log_config=None,  # ours (configure_logging): JSON lines, redaction
         access_log=False,
         timeout_graceful_shutdown=10,
     )

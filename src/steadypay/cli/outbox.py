@@ -29,6 +29,7 @@ def run_outbox_relay(
     *,
     data_dir: Path | None = None,
     batch_size: int = 100,
+    delivery_batch_size: int = 100,
     lease_s: float = 30.0,
     max_age_s: float = 72 * 3600,
     backoff_base_s: float = 1.0,
@@ -39,13 +40,14 @@ def run_outbox_relay(
     ``data_dir``, and the dependency ``notifications`` of STEADYPAY_DEPENDENCIES."""
     if settings.admin_key is None:
         raise SystemExit("the outbox relay needs STEADYPAY_ADMIN_KEY (the service's bearer key)")
-    configure_logging(settings)
+    configure_logging(settings, "outbox-relay")
     with database(settings, (data_dir or settings.data_dir).absolute()) as target:
         asyncio.run(
             _relay(
                 settings,
                 target.url,
                 batch_size=batch_size,
+                delivery_batch_size=delivery_batch_size,
                 lease_s=lease_s,
                 max_age_s=max_age_s,
                 backoff_base_s=backoff_base_s,
@@ -60,6 +62,7 @@ async def _relay(
     url: str,
     *,
     batch_size: int,
+    delivery_batch_size: int,
     lease_s: float,
     max_age_s: float,
     backoff_base_s: float,
@@ -81,6 +84,7 @@ async def _relay(
                 db,
                 dependencies[DEPENDENCY],
                 batch_size=batch_size,
+                delivery_batch_size=delivery_batch_size,
                 lease_s=lease_s,
                 max_age_s=max_age_s,
                 backoff_base_s=backoff_base_s,

@@ -7,6 +7,10 @@
 - A child that exits on its own is restarted after an exponential backoff (0.5 s doubling to
   30 s); the backoff resets once it has stayed up for a minute.
 - Every state change is printed (started, exited with status, restarting in N s, stopped).
+- ``watchdogs`` run on every poll: ``steadypay up`` uses one to restart its embedded
+  PostgreSQL if it dies.
+- With ``pid_dir``, each running child's pid is in ``<pid_dir>/<name>.pid`` (removed when it
+  stops), so operators and chaos experiments can find it.
 
 Why not an off-the-shelf supervisor (supervisord, honcho)? They are configured by files and
 run as their own program; `steadypay up` must be one command that also owns the embedded
@@ -24,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 PR_SET_PDEATHSIG = 1
@@ -64,8 +69,14 @@ class Supervisor:
         backoff_cap_s: float = 30.0,
         grace_s: float = 15.0,
         poll_s: float = 0.2,
+        pid_dir: Path | None = None,
+        watchdogs: Sequence[Callable[[], str | None]] = (),
     ) -> None:
         self.children = [Child(spec) for spec in specs]
+        self._watchdogs = watchdogs
+        self._pid_dir = pid_dir
+        if pid_dir is not None:
+            pid_dir.mkdir(parents=True, exist_ok=True)
         self._say = say
         self._backoff_base_s = backoff_base_s
         self._backoff_cap_s = backoff_cap_s
@@ -107,9 +118,27 @@ class Supervisor:
             preexec_fn=_die_with_parent,
         )
         child.started_at = time.monotonic()
+        self._write_pid(child)
         self._say(f"  {child.spec.name:<14} started (pid {child.process.pid})")
 
+    def _pid_file(self, child: Child) -> Path | None:
+        return None if self._pid_dir is None else self._pid_dir / f"{child.spec.name}.pid"
+
+    def _write_pid(self, child: Child) -> None:
+        path = self._pid_file(child)
+        if path is not None and child.process is not None:
+            path.write_text(f"{child.process.pid}\n")
+
+    def _remove_pid(self, child: Child) -> None:
+        path = self._pid_file(child)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
     def _watch(self, now: float) -> None:
+        for watchdog in self._watchdogs:  # e.g. the embedded database: restart it if it died
+            said = watchdog()
+            if said:
+                self._say(f"  {said}")
         for child in self.children:
             process = child.process
             if process is not None:
@@ -119,6 +148,7 @@ class Supervisor:
                         child.crashes_in_a_row = 0
                     continue
                 child.process = None
+                self._remove_pid(child)
                 child.crashes_in_a_row += 1
                 delay = min(
                     self._backoff_cap_s,
@@ -148,6 +178,7 @@ class Supervisor:
                 self._say(f"  {child.spec.name:<14} did not stop in time; killing it")
                 child.process.kill()
                 child.process.wait()
+            self._remove_pid(child)
             self._say(f"  {child.spec.name:<14} stopped")
 
     def status(self) -> list[tuple[str, str, int | None, int]]:

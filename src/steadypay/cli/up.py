@@ -5,6 +5,7 @@ Children (each also runnable alone with its own command):
   notification-service  events -> webhooks           --notification-port (8002)
   api                   the payment API + its jobs   --port (8000)
   outbox-relay          outbox -> notification service
+  monitor               health rounds, canary payment, failover decision (docs/monitor.md)
 Ctrl-C stops them all, then the embedded database.
 """
 
@@ -13,12 +14,15 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 from rich.console import Console
 
 from steadypay import __version__
+from steadypay.bootstrap import configure_logging
 from steadypay.cli.database import (
     admin_key_path,
     database,
@@ -27,9 +31,10 @@ from steadypay.cli.database import (
 )
 from steadypay.cli.supervisor import ChildSpec, Supervisor
 from steadypay.config import Settings
+from steadypay.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from steadypay.db.migrate import upgrade
 
-SERVICES = ("fraud", "notifications", "api", "relay")
+SERVICES = ("fraud", "notifications", "api", "relay", "monitor")
 
 
 def run_up(
@@ -81,9 +86,15 @@ def run_up(
                                        with_metrics("notifications")),
             "api": ChildSpec("api", [*me, "api", "--host", host, "--port", str(port),
                                      "--workers", str(workers)], with_metrics("api")),
-            "relay": ChildSpec("outbox-relay", [*me, "outbox-relay"], env),
+            # The relay serves no /metrics: its counters join the API's (same directory).
+            "relay": ChildSpec("outbox-relay", [*me, "outbox-relay"], env | {
+                "PROMETHEUS_MULTIPROC_DIR": str(data_dir / "metrics" / "api")}),
         }  # fmt: skip
         base = f"http://{host}:{port}"
+        # The monitor (started last, stopped first) checks the API served here; its metrics
+        # join the API's /metrics like the relay's.
+        every["monitor"] = ChildSpec("monitor", [*me, "monitor", "--api-url", base], env | {
+            "PROMETHEUS_MULTIPROC_DIR": str(data_dir / "metrics" / "api")})  # fmt: skip
         console.print(
             f"  API        {base}\n"
             f"  Docs       {base}/docs   (OpenAPI: {base}/openapi.json)\n"
@@ -94,9 +105,43 @@ def run_up(
             f"  Workers    {workers}\n"
             "Press Ctrl-C to stop everything (the embedded database too)."
         )
-        supervisor = Supervisor([every[s] for s in SERVICES if s in services], say=console.print)
+        watchdogs = []
+        if target.embedded is not None:
+            target.embedded.pin_port()
+            watchdogs.append(PostgresWatchdog(target.embedded))
+        supervisor = Supervisor(
+            [every[s] for s in SERVICES if s in services],
+            say=console.print,
+            pid_dir=data_dir / "run",
+            watchdogs=watchdogs,
+        )
         supervisor.run()
     console.print("steadypay stopped.")
+
+
+class PostgresWatchdog:
+    """Restarts the embedded PostgreSQL, on the same port, if it stops under `up` (a crash, a
+    kill, the OOM killer). Each failed restart waits longer before the next (1 s doubling to
+    30 s), so a broken cluster is not hammered."""
+
+    def __init__(self, cluster: EmbeddedPostgres, clock: Callable[[], float] = time.monotonic):
+        self._cluster = cluster
+        self._clock = clock
+        self._next_try = 0.0
+        self._failures = 0
+
+    def __call__(self) -> str | None:
+        if self._clock() < self._next_try or self._cluster.is_running():
+            return None
+        try:
+            self._cluster.start(timeout=30)
+        except EmbeddedPostgresError as exc:
+            self._failures += 1
+            delay = min(30.0, 2.0 ** (self._failures - 1))
+            self._next_try = self._clock() + delay
+            return f"postgresql     stopped; restart failed, next try in {delay:.0f} s: {exc}"
+        self._failures = 0
+        return f"postgresql     stopped; restarted on port {self._cluster.port}"
 
 
 def run_api(settings: Settings, *, host: str, port: int, workers: int) -> None:
@@ -105,6 +150,7 @@ def run_api(settings: Settings, *, host: str, port: int, workers: int) -> None:
     if settings.admin_key is None:
         raise SystemExit("STEADYPAY_ADMIN_KEY is required to run the API alone")
     os.environ.setdefault("STEADYPAY_ADMIN_KEY", settings.admin_key.get_secret_value())
+    configure_logging(settings, "api")  # the parent's lines; each worker configures its own
     uvicorn.run(
         "steadypay.api.app:app_from_env",
         factory=True,
@@ -112,6 +158,7 @@ def run_api(settings: Settings, *, host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         log_level=settings.log_level,
+        log_config=None,  # ours (configure_logging): JSON lines, redaction
         access_log=False,
         timeout_graceful_shutdown=10,
     )

@@ -168,6 +168,11 @@ class EmbeddedPostgres:
         password = quote(self._password(), safe="")
         return f"postgresql://{SUPERUSER}:{password}@{host}:{self.port}/{quote(database, safe='')}"
 
+    def pin_port(self) -> None:
+        """Keep the port the server runs on now for every later start, so that a restart
+        (after a crash) is found where clients already look."""
+        self._requested_port = self.port
+
     # --- lifecycle -------------------------------------------------------------------------
 
     def init(self) -> None:

@@ -8,15 +8,18 @@ Every asyncpg error that can reach our code through :meth:`Database.connection` 
 
 from __future__ import annotations
 
-import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
 
 import asyncpg
+from prometheus_client import Gauge
 
+from steadypay.chaos.faults import INJECTOR
 from steadypay.errors import DatabaseUnavailable, LedgerContention, TransactionConflict
+from steadypay.observability.gauges import DB_POOL_CONNECTIONS, DB_POOL_SIZE_MAX
 
 # SQLSTATE classes/codes that mean "the database is not usable right now".
 _UNAVAILABLE_SQLSTATES = frozenset(
@@ -44,6 +47,18 @@ class PoolOptions:
     application_name: str = "steadypay"
 
 
+CONNECTION_ERRORS = (
+    asyncpg.InterfaceError,
+    # asyncpg's "cannot switch to state N; another operation is in progress", raised by a
+    # connection the server dropped mid-conversation (a terminated backend, a restart)
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+"""The driver's and the network's ways of saying the connection is gone or unusable."""
+DRIVER_ERRORS = (asyncpg.PostgresError, *CONNECTION_ERRORS)
+
+
 def translate(exc: BaseException) -> BaseException:
     """Our error for a driver/network exception, or ``exc`` itself if it is not one of those."""
     sqlstate = getattr(exc, "sqlstate", None)
@@ -54,30 +69,65 @@ def translate(exc: BaseException) -> BaseException:
     if (
         sqlstate in _UNAVAILABLE_SQLSTATES
         or (isinstance(sqlstate, str) and sqlstate.startswith("08"))  # connection_exception
-        or isinstance(exc, asyncpg.exceptions.InterfaceError | OSError | TimeoutError)
+        or isinstance(exc, CONNECTION_ERRORS)
     ):
         return DatabaseUnavailable()
     return exc
 
 
-class Database:
-    """A pool plus deadlines: acquiring waits at most ``acquire_timeout_s``."""
+def service_of(application_name: str) -> str:
+    """The ``service`` label of a pool's metrics: ``steadypay`` (the API's pool) is ``api``,
+    ``steadypay-fraud`` is ``fraud``, ``steadypay-outbox-relay`` is ``outbox-relay``."""
+    if application_name == "steadypay":
+        return "api"
+    return application_name.removeprefix("steadypay-")
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout_s: float) -> None:
+
+class Database:
+    """A pool plus deadlines: acquiring waits at most ``acquire_timeout_s``.
+
+    It also keeps ``steadypay_db_pool_connections{service,state}`` current: ``in_use`` and
+    ``idle`` from the pool, ``waiting`` counted here (callers inside ``acquire``, blocked for a
+    free connection or one being opened). The gauges are set on every acquire and release,
+    summed over this process's open pools of the same service (tests open several)."""
+
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout_s: float, service: str = "api") -> None:
         self._pool = pool
         self._acquire_timeout_s = acquire_timeout_s
+        self.service = service
+        self.waiting = 0
+        _open_pools.setdefault(service, weakref.WeakSet()).add(self)
 
     @property
     def pool(self) -> asyncpg.Pool:
         return self._pool
 
+    def pool_stats(self) -> PoolStats:
+        """This pool's connections now (all zero once closed)."""
+        pool = self._pool
+        if pool is None or pool.is_closing():
+            return PoolStats(0, 0, self.waiting, 0)
+        size, idle = pool.get_size(), pool.get_idle_size()
+        return PoolStats(size - idle, idle, self.waiting, pool.get_max_size())
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        await INJECTOR.inject("database", self.service)  # chaos, when switched on
         try:
-            async with self._pool.acquire(timeout=self._acquire_timeout_s) as proxy:
-                # The pool hands out a proxy that forwards everything to the connection.
-                yield cast(asyncpg.Connection, proxy)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            self.waiting += 1
+            acquired = False
+            try:
+                async with self._pool.acquire(timeout=self._acquire_timeout_s) as proxy:
+                    self.waiting -= 1
+                    acquired = True
+                    publish_pool_stats(self.service)
+                    # The pool hands out a proxy that forwards everything to the connection.
+                    yield cast(asyncpg.Connection, proxy)
+            finally:
+                if not acquired:
+                    self.waiting -= 1
+                publish_pool_stats(self.service)
+        except DRIVER_ERRORS as exc:
             translated = translate(exc)
             if translated is exc:
                 raise
@@ -88,15 +138,46 @@ class Database:
         async with self.connection() as conn, conn.transaction():
             yield conn
 
-    async def ping(self, timeout_s: float = 1.0) -> bool:
-        try:
-            async with asyncio.timeout(timeout_s), self.connection() as conn:
-                return bool(await conn.fetchval("SELECT 1", timeout=timeout_s) == 1)
-        except (DatabaseUnavailable, TimeoutError):
-            return False
-
     async def close(self) -> None:
-        await self._pool.close()
+        try:
+            await self._pool.close()
+        finally:
+            _open_pools.get(self.service, weakref.WeakSet()).discard(self)
+            publish_pool_stats(self.service)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    in_use: int
+    idle: int
+    waiting: int
+    max_size: int
+
+
+_open_pools: dict[str, weakref.WeakSet[Database]] = {}
+_gauges: dict[str, tuple[Gauge, Gauge, Gauge, Gauge]] = {}
+
+
+def publish_pool_stats(service: str) -> PoolStats:
+    """Set the pool gauges of ``service`` to the sum over this process's open pools."""
+    in_use = idle = waiting = max_size = 0
+    for db in list(_open_pools.get(service, ())):
+        stats = db.pool_stats()
+        in_use += stats.in_use
+        idle += stats.idle
+        waiting += stats.waiting
+        max_size += stats.max_size
+    gauges = _gauges.get(service)
+    if gauges is None:  # labels() takes a lock and a lookup: once per service, not per call
+        gauges = _gauges[service] = (
+            DB_POOL_CONNECTIONS.labels(service, "in_use"),
+            DB_POOL_CONNECTIONS.labels(service, "idle"),
+            DB_POOL_CONNECTIONS.labels(service, "waiting"),
+            DB_POOL_SIZE_MAX.labels(service),
+        )
+    for gauge, value in zip(gauges, (in_use, idle, waiting, max_size), strict=True):
+        gauge.set(value)
+    return PoolStats(in_use, idle, waiting, max_size)
 
 
 async def create_database(dsn: str, options: PoolOptions) -> Database:
@@ -117,9 +198,11 @@ async def create_database(dsn: str, options: PoolOptions) -> Database:
                 "timezone": "UTC",
             },
         )
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except DRIVER_ERRORS as exc:
         translated = translate(exc)
         if translated is exc:
             raise
         raise translated from exc
-    return Database(pool, options.acquire_timeout_s)
+    db = Database(pool, options.acquire_timeout_s, service_of(options.application_name))
+    publish_pool_stats(db.service)
+    return db

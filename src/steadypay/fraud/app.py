@@ -17,37 +17,44 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-import asyncpg
 import structlog
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import Response
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from steadypay import __version__
 from steadypay.api.app import install_error_handlers
 from steadypay.api.context import RequestIdMiddleware
 from steadypay.api.responses import json_response
-from steadypay.api.routes.health import metrics_router
+from steadypay.api.routes.health import (
+    READY_SUMMARY,
+    health_response,
+    metrics_router,
+    readiness_of,
+)
 from steadypay.bootstrap import pool_options
+from steadypay.chaos import runtime as chaos_runtime
+from steadypay.chaos.middleware import ChaosMiddleware
 from steadypay.config import Settings
 from steadypay.db.pool import Database, create_database
-from steadypay.errors import ServiceUnavailable, SteadypayError, ValidationError
+from steadypay.errors import ServiceUnavailable, ValidationError
 from steadypay.fraud.deadline import (
     DeadlineMiddleware,
     current_deadline,
     deadline_exceeded_response,
 )
 from steadypay.fraud.domain import WallClock, utc_now
+from steadypay.fraud.health import fraud_readiness
 from steadypay.fraud.repository import purge_forever
 from steadypay.fraud.rules import FraudRules
 from steadypay.fraud.schemas import CheckFraudIn, VerdictOut
 from steadypay.fraud.service import FraudService, build_store, retention
-from steadypay.fraud.velocity import FallbackVelocity
+from steadypay.observability.cloudwatch import cloudwatch_export
 from steadypay.observability.metrics import MetricsMiddleware
+from steadypay.observability.sli import sli_rollups
 
 log = structlog.get_logger(__name__)
 
@@ -112,11 +119,17 @@ def create_fraud_app(
                 cooldown_s=settings.breaker_store_cooldown_s,
             )
             app.state.fraud = FraudRuntime(db, redis, FraudService(store, chosen, clock))
+            app.state.readiness = fraud_readiness(settings, db, redis, app.state.fraud.service)
             purger = asyncio.create_task(
                 purge_forever(db, retention(chosen, idempotency_ttl), PURGE_INTERVAL_S, clock)
             )
             try:
-                yield
+                async with (
+                    cloudwatch_export(settings, app.state.request_observers),
+                    sli_rollups(settings, db, app.state.request_observers) as app.state.sli,
+                    chaos_runtime.following(db, settings),
+                ):
+                    yield
             finally:
                 purger.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -133,7 +146,9 @@ def create_fraud_app(
         lifespan=lifespan,
     )
     app.add_middleware(DeadlineMiddleware)
-    app.add_middleware(MetricsMiddleware, service="fraud")
+    app.state.request_observers = []
+    app.add_middleware(ChaosMiddleware)
+    app.add_middleware(MetricsMiddleware, service="fraud", observers=app.state.request_observers)
     app.add_middleware(RequestIdMiddleware)  # outermost: error bodies carry the request id
     install_error_handlers(app)
     add_routes(app, check_timeout_s)
@@ -149,7 +164,7 @@ async def require_schema(db: Database) -> None:
             )
 
 
-def _runtime(request: Request) -> FraudRuntime:
+async def _runtime(request: Request) -> FraudRuntime:
     runtime: FraudRuntime = request.app.state.fraud
     return runtime
 
@@ -214,50 +229,13 @@ def add_routes(app: FastAPI, check_timeout_s: float) -> None:
     async def live() -> Response:
         return json_response({"status": "ok"})
 
-    @app.get(
-        "/health/ready",
-        tags=["health"],
-        summary="200 when PostgreSQL answers, else 503. Redis down is a warning: checks then "
-        "use PostgreSQL.",
-    )
-    async def ready(runtime: RuntimeDep) -> Response:
-        database_ok = await _database_ok(runtime.db)
-        checks = {"database": "ok" if database_ok else "unavailable"}
-        if runtime.redis is None:
-            checks["redis"] = "disabled"
-        else:
-            checks["redis"] = "ok" if await _redis_ok(runtime.redis) else "warn"
-        store = runtime.service.store
-        if isinstance(store, FallbackVelocity) and store.degraded:
-            checks["velocity_store"] = "postgres (redis fallback)"
-        else:
-            checks["velocity_store"] = store.name
-        body = {"status": "ok" if database_ok else "unavailable", "checks": checks}
-        if database_ok:
-            return json_response(body)
-        return json_response(body, 503, {"Retry-After": "1"})
+    @app.get("/health/ready", tags=["health"], summary=READY_SUMMARY)
+    async def ready(request: Request) -> Response:
+        return health_response(await readiness_of(request).report())
 
 
 def _same_uuid(text: str, expected: UUID) -> bool:
     try:
         return UUID(text) == expected
     except ValueError:
-        return False
-
-
-async def _database_ok(db: Database) -> bool:
-    try:
-        return await db.ping(timeout_s=1.0)
-    except (SteadypayError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        log.warning("fraud_ready_database_error", error=type(exc).__name__)
-        return False
-
-
-async def _redis_ok(redis: Redis) -> bool:
-    try:
-        async with asyncio.timeout(1.0):
-            # redis-py 7 types ping() as sync-or-async, 8 as async: Any fits both.
-            pong: Any = redis.ping()
-            return bool(await pong)
-    except (RedisError, OSError, TimeoutError):
         return False

@@ -47,6 +47,7 @@ from steadypay.ledger.domain import (
     apply_batch,
     settle_hold,
 )
+from steadypay.ledger.group_commit import GroupCommit
 from steadypay.observability.metrics import TRANSFER_AMOUNT, TRANSFERS
 
 Renderer = Callable[[Transfer], StoredResponse]
@@ -80,6 +81,23 @@ Outcome = Executed | Replayed | KeyReused
 
 
 @dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What :meth:`Ledger.execute_together` did. Not ``committed``: nothing happened, and
+    ``outcomes`` say what each request would have been (``refused``: why it was rolled back)."""
+
+    outcomes: list[Outcome]
+    committed: bool
+    refused: str | None = None
+
+
+class _Abort(Exception):
+    def __init__(self, outcomes: list[Outcome], reason: str) -> None:
+        super().__init__(reason)
+        self.outcomes = outcomes
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     max_attempts: int = 8
     base_s: float = 0.005
@@ -99,6 +117,8 @@ class Ledger:
         idempotency_ttl_hours: float = 24.0,
         hold_ttl: timedelta = timedelta(hours=72),
         max_concurrent_transactions: int = 8,
+        group_commit: bool = True,
+        group_commit_max_batch: int = 512,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -112,14 +132,56 @@ class Ledger:
         self._hold_ttl = hold_ttl
         self._sleep = sleep
         self._rng = rng
+        self.group: GroupCommit[WriteRequest, Outcome] | None = None
+        if group_commit:
+            self.group = GroupCommit(
+                self._execute_now,
+                max_in_flight=max_concurrent_transactions,
+                max_batch=group_commit_max_batch,
+            )
 
     async def execute(self, requests: Sequence[WriteRequest]) -> list[Outcome]:
+        """The outcome of each request, as if executed one by one in order. With group commit,
+        concurrent calls share transactions (:mod:`steadypay.ledger.group_commit`)."""
+        if self.group is not None:
+            return await self.group.submit(requests)
+        return await self._execute_now(requests)
+
+    async def execute_together(
+        self, requests: Sequence[WriteRequest], *, atomic: bool
+    ) -> BatchResult:
+        """One transaction for exactly these requests (a batch API call), outside group
+        commit. Nothing is committed if any request reuses its key with other details, nor,
+        with ``atomic``, if any transfer does not complete (TigerBeetle's linked chains)."""
+
+        def check(outcomes: list[Outcome]) -> None:
+            if any(isinstance(o, KeyReused) for o in outcomes):
+                raise _Abort(outcomes, "key_reused")
+            if atomic and any(
+                isinstance(o, Executed) and o.transfer.status is not TransferStatus.COMPLETED
+                for o in outcomes
+            ):
+                raise _Abort(outcomes, "atomic_failed")
+
+        try:
+            return BatchResult(await self._execute_now(requests, check), committed=True)
+        except _Abort as abort:
+            return BatchResult(abort.outcomes, committed=False, refused=abort.reason)
+
+    async def _execute_now(
+        self,
+        requests: Sequence[WriteRequest],
+        check: Callable[[list[Outcome]], None] | None = None,
+    ) -> list[Outcome]:
+        """One transaction; ``check`` may raise to roll it back before it commits."""
         if not requests:
             return []
         for attempt in range(self._retry.max_attempts):
             try:
                 async with self._writers, self._db.transaction() as conn:
                     outcomes = await self._execute_once(conn, requests)
+                    if check is not None:
+                        check(outcomes)
                 count_transfers(o.transfer for o in outcomes if isinstance(o, Executed))
                 return outcomes
             except TransactionConflict:
@@ -207,17 +269,6 @@ class Ledger:
             else:
                 outcomes.append(Replayed(response))
         return outcomes
-
-    async def answered(self, claim: IdempotencyClaim) -> bool:
-        """Whether a response is already stored for this key (a replay moves nothing)."""
-        async with self._db.connection() as conn:
-            found = await conn.fetchval(
-                "SELECT response_body IS NOT NULL FROM idempotency_keys"
-                " WHERE principal = $1 AND key = $2",
-                claim.principal,
-                claim.key,
-            )
-        return bool(found)
 
     # --- holds (two-phase transfers) ------------------------------------------------------
 

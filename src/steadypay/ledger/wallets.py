@@ -12,6 +12,7 @@ import asyncpg
 
 from steadypay.db.pool import Database
 from steadypay.errors import NotFound, WalletExists
+from steadypay.idempotency.domain import IdempotencyClaim
 from steadypay.ledger import repository as sql
 from steadypay.ledger.domain import AccountKind, Transfer
 
@@ -76,8 +77,15 @@ class Wallets:
             row = await sql.get_wallet(conn, wallet_id)
         return _wallet(row) if row else None
 
-    async def parties(self, from_id: UUID, to_id: UUID) -> Parties | None:
-        """Owners of both wallets and the sender's account age, or None if either is missing."""
+    async def parties(
+        self, from_id: UUID, to_id: UUID, *, unless_answered: IdempotencyClaim | None = None
+    ) -> Parties | None:
+        """Owners of both wallets and the sender's account age; None if either is missing, or
+        if a response is already stored for ``unless_answered`` (a replay, which moves nothing
+        and needs no risk judged). One query for both questions."""
+        principal, key = (
+            (unless_answered.principal, unless_answered.key) if unless_answered else (None, None)
+        )
         async with self._db.connection() as conn:
             row = await conn.fetchrow(
                 """
@@ -85,9 +93,14 @@ class Wallets:
                        t.user_id AS receiver
                 FROM wallets f JOIN users u ON u.id = f.user_id, wallets t
                 WHERE f.id = $1 AND t.id = $2
+                  AND NOT EXISTS (SELECT 1 FROM idempotency_keys
+                                  WHERE principal = $3 AND key = $4
+                                    AND response_body IS NOT NULL)
                 """,
                 from_id,
                 to_id,
+                principal,
+                key,
             )
         if row is None:
             return None

@@ -16,13 +16,18 @@ from steadypay.api.app import install_error_handlers
 from steadypay.api.context import RequestIdMiddleware
 from steadypay.api.routes.health import metrics_router
 from steadypay.bootstrap import pool_options
+from steadypay.chaos import runtime as chaos_runtime
+from steadypay.chaos.middleware import ChaosMiddleware
 from steadypay.config import Environment, Settings
 from steadypay.db.pool import create_database
+from steadypay.notifications.health import notification_readiness
 from steadypay.notifications.options import NotificationOptions
 from steadypay.notifications.routes import events, health, internal
 from steadypay.notifications.service import NotificationService
 from steadypay.notifications.worker import DeliveryWorker, webhook_http_client
+from steadypay.observability.cloudwatch import cloudwatch_export
 from steadypay.observability.metrics import MetricsMiddleware
+from steadypay.observability.sli import sli_rollups
 
 log = structlog.get_logger(__name__)
 
@@ -63,8 +68,16 @@ def create_notification_app(
             db, opts, allow_private_urls=allow_private, on_new_deliveries=worker.wake
         )
         app.state.worker_task = asyncio.create_task(worker.run_forever(stop))
+        app.state.readiness = notification_readiness(
+            settings, db, app.state.service, app.state.worker_task
+        )
         try:
-            yield
+            async with (
+                cloudwatch_export(settings, app.state.request_observers),
+                sli_rollups(settings, db, app.state.request_observers) as app.state.sli,
+                chaos_runtime.following(db, settings),
+            ):
+                yield
         finally:
             stop.set()
             try:
@@ -80,7 +93,11 @@ def create_notification_app(
         description="Receives outbox events and delivers them to users' webhook endpoints.",
         lifespan=lifespan,
     )
-    app.add_middleware(MetricsMiddleware, service="notifications")
+    app.state.request_observers = []
+    app.add_middleware(ChaosMiddleware)
+    app.add_middleware(
+        MetricsMiddleware, service="notifications", observers=app.state.request_observers
+    )
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     for router in (health, events, internal, metrics_router):

@@ -14,8 +14,6 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-import httpx
-
 from steadypay.errors import (
     DependencyFailure,
     IdempotencyKeyReuse,
@@ -23,7 +21,7 @@ from steadypay.errors import (
     SteadypayError,
     ValidationError,
 )
-from steadypay.resilience.client import ReliableServiceClient
+from steadypay.resilience.client import ReliableServiceClient, ServiceResponse
 
 DEPENDENCY = "notifications"
 ENDPOINTS = "/internal/webhook_endpoints"
@@ -76,7 +74,7 @@ class NotificationsClient:
         )
         return self._body(response, 200)
 
-    def _body(self, response: httpx.Response, expected: int) -> dict[str, Any]:
+    def _body(self, response: ServiceResponse, expected: int) -> dict[str, Any]:
         try:
             body = response.json()
         except ValueError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -39,46 +40,54 @@ def endpoint_from_row(row: asyncpg.Record) -> WebhookEndpoint:
     )
 
 
-async def insert_event(
-    conn: asyncpg.Connection,
-    event_id: UUID,
-    event_type: str,
-    body: str,
-    created_at: datetime,
-    user_ids: Sequence[UUID],
-    max_age_s: float,
-) -> int | None:
-    """Record an event and fan it out to its users' active endpoints, in one transaction.
-    Returns the number of deliveries created, or None if the event was already received."""
-    async with conn.transaction():
-        inserted = await conn.fetchval(
-            """
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    id: UUID
+    type: str
+    body: str
+    created_at: datetime
+    user_ids: Sequence[UUID]
+
+
+async def insert_events(
+    conn: asyncpg.Connection, events: Sequence[NewEvent], max_age_s: float
+) -> dict[UUID, int]:
+    """Record events and fan each out to its users' active endpoints, in one statement (one
+    transaction). An event id already received changes nothing. Returns, for each
+    event that was new, the number of deliveries created; ids already received are absent.
+    Ids must be distinct."""
+    pairs = [(e.id, u) for e in events for u in e.user_ids]
+    rows = await conn.fetch(
+        """
+        WITH new AS (
             INSERT INTO notifications.events (id, type, body, created_at)
-            VALUES ($1, $2, $3, $4)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
             ON CONFLICT (id) DO NOTHING
-            RETURNING id
-            """,
-            event_id,
-            event_type,
-            body,
-            created_at,
-        )
-        if inserted is None:
-            return None
-        status = await conn.execute(
-            """
+            RETURNING id, created_at
+        ), fanned AS (
             INSERT INTO notifications.deliveries (id, event_id, endpoint_id, give_up_at)
-            SELECT gen_random_uuid(), $1, e.id, $3::timestamptz + make_interval(secs => $4)
-            FROM notifications.webhook_endpoints e
-            WHERE e.user_id = ANY($2::uuid[]) AND e.status = 'active'
+            SELECT gen_random_uuid(), new.id, e.id,
+                   new.created_at + make_interval(secs => $7)
+            FROM new
+            JOIN unnest($5::uuid[], $6::uuid[]) AS p(event_id, user_id) ON p.event_id = new.id
+            JOIN notifications.webhook_endpoints e
+              ON e.user_id = p.user_id AND e.status = 'active'
             ON CONFLICT (event_id, endpoint_id) DO NOTHING
-            """,
-            event_id,
-            list(user_ids),
-            created_at,
-            float(max_age_s),
+            RETURNING event_id
         )
-    return int(status.rsplit(" ", 1)[-1])
+        SELECT new.id, count(fanned.event_id) AS n
+        FROM new LEFT JOIN fanned ON fanned.event_id = new.id
+        GROUP BY new.id
+        """,
+        [e.id for e in events],
+        [e.type for e in events],
+        [e.body for e in events],
+        [e.created_at for e in events],
+        [event_id for event_id, _ in pairs],
+        [user_id for _, user_id in pairs],
+        float(max_age_s),
+    )
+    return {row["id"]: row["n"] for row in rows}
 
 
 async def insert_endpoint(

@@ -9,21 +9,23 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError as PydanticValidationError
 
 from steadypay.api.responses import json_response
-from steadypay.db.pool import Database
+from steadypay.api.routes.health import READY_SUMMARY, health_response, readiness_of
 from steadypay.errors import AuthenticationError, ValidationError
 from steadypay.identity.domain import same_secret
 from steadypay.notifications.domain import delivery_json, endpoint_json
 from steadypay.notifications.schemas import CreateEndpointIn, EventIn
-from steadypay.notifications.service import NotificationService
+from steadypay.notifications.service import Incoming, NotificationService, Received
 
 MAX_KEY_LENGTH = 400
+MAX_EVENT_BATCH = 1000
 
 bearer = HTTPBearer(auto_error=False, description="The admin key (STEADYPAY_ADMIN_KEY).")
 
 
-def service(request: Request) -> NotificationService:
+async def service(request: Request) -> NotificationService:
     found: NotificationService = request.app.state.service
     return found
 
@@ -66,15 +68,79 @@ async def receive_event(
     if idempotency_key is not None and idempotency_key != str(body.id):
         raise ValidationError("Idempotency-Key must be the event id", param="Idempotency-Key")
     payload: dict[str, Any] = await request.json()  # as sent: field order and formatting kept
-    received = await svc.receive_event(body.id, body.type, body.created_at, body.user_ids, payload)
-    return json_response(
-        {
-            "id": str(received.event_id),
-            "duplicate": received.duplicate,
-            "deliveries": received.deliveries,
-        },
-        202,
-    )
+    received = await svc.receive_event(incoming(body, payload))
+    return json_response(received_json(received), 202)
+
+
+@events.post(
+    "/events/batch",
+    summary=f"Receive up to {MAX_EVENT_BATCH} outbox events in one request (from the relay), "
+    "recorded in one transaction. Each event is deduplicated by its id as on /events; the "
+    "answer has one result per event, in order: accepted (with its deliveries), a duplicate, "
+    "or rejected with the validation error (a malformed event never holds back the others).",
+)
+async def receive_events(
+    request: Request, svc: ServiceDep, idempotency_key: KeyHeader = None
+) -> Response:
+    optional_key(idempotency_key)  # events are deduplicated by id; the key is only checked
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise ValidationError("the body is not JSON") from exc
+    items = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_EVENT_BATCH:
+        raise ValidationError(
+            f'the body must be {{"events": [...]}} with 1-{MAX_EVENT_BATCH} events',
+            param="events",
+        )
+    valid: list[Incoming] = []
+    results: list[dict[str, Any] | None] = []
+    for index, item in enumerate(items):
+        event = parse_event(item)
+        if isinstance(event, EventIn):
+            valid.append(incoming(event, item))
+            results.append(None)
+            continue
+        raw_id = item.get("id") if isinstance(item, dict) else None
+        results.append(
+            {
+                "id": raw_id if isinstance(raw_id, str) else None,
+                "status": "rejected",
+                "error": {
+                    "code": ValidationError.code,
+                    "message": f"events[{index}] is not a valid event: {event}",
+                    "param": f"events[{index}]",
+                },
+            }
+        )
+    received = iter(await svc.receive_events(valid) if valid else [])
+    answers = [r if r is not None else received_json(next(received)) for r in results]
+    return json_response({"results": answers})
+
+
+def parse_event(item: object) -> EventIn | str:
+    """The event, or what is wrong with it."""
+    if not isinstance(item, dict):
+        return "it must be an object"
+    try:
+        return EventIn.model_validate(item)
+    except PydanticValidationError as exc:
+        return "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or 'event'}: {err['msg']}" for err in exc.errors()
+        )
+
+
+def incoming(event: EventIn, payload: dict[str, Any]) -> Incoming:
+    return Incoming(event.id, event.type, event.created_at, event.user_ids, payload)
+
+
+def received_json(received: Received) -> dict[str, Any]:
+    return {
+        "id": str(received.event_id),
+        "status": "duplicate" if received.duplicate else "accepted",
+        "duplicate": received.duplicate,
+        "deliveries": received.deliveries,
+    }
 
 
 internal = APIRouter(prefix="/internal/webhook_endpoints", tags=["internal"], dependencies=Internal)
@@ -135,19 +201,6 @@ async def live() -> Response:
     return json_response({"status": "ok"})
 
 
-@health.get("/ready", summary="200 when the database answers, with the delivery backlog")
-async def ready(request: Request, svc: ServiceDep) -> Response:
-    db: Database = request.app.state.db
-    if not await db.ping(timeout_s=1.0):
-        return json_response(
-            {"status": "unavailable", "checks": {"database": "unavailable"}},
-            503,
-            headers={"Retry-After": "1"},
-        )
-    worker_alive = not request.app.state.worker_task.done()
-    body = {
-        "status": "ok" if worker_alive else "unavailable",
-        "checks": {"database": "ok", "worker": "ok" if worker_alive else "stopped"},
-        "backlog": await svc.backlog(),
-    }
-    return json_response(body, 200 if worker_alive else 503)
+@health.get("/ready", summary=READY_SUMMARY)
+async def ready(request: Request) -> Response:
+    return health_response(await readiness_of(request).report())

@@ -19,6 +19,17 @@ from steadypay.notifications.domain import (
     validate_webhook_url,
 )
 from steadypay.notifications.options import NotificationOptions
+from steadypay.notifications.repository import NewEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    id: UUID
+    type: str
+    created_at: datetime
+    user_ids: Sequence[UUID]
+    payload: dict[str, Any]
+    """The event as sent (webhooks get it without the routing fields)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,28 +53,34 @@ class NotificationService:
         self._allow_private_urls = allow_private_urls
         self._on_new_deliveries = on_new_deliveries
 
-    async def receive_event(
-        self,
-        event_id: UUID,
-        event_type: str,
-        created_at: datetime,
-        user_ids: Sequence[UUID],
-        payload: dict[str, Any],
-    ) -> Received:
+    async def receive_event(self, event: Incoming) -> Received:
         """Record the event once; a redelivery of the same id changes nothing."""
+        return (await self.receive_events([event]))[0]
+
+    async def receive_events(self, events: Sequence[Incoming]) -> list[Received]:
+        """``receive_event`` for many events in one statement; answers in the order given. An id
+        given twice is recorded once (the second is a duplicate)."""
+        first: dict[UUID, NewEvent] = {}
+        for event in events:
+            if event.id not in first:
+                first[event.id] = NewEvent(
+                    event.id,
+                    event.type,
+                    event_body(event.payload),
+                    event.created_at,
+                    sorted(set(event.user_ids)),
+                )
         async with self._db.connection() as conn:
-            created = await repository.insert_event(
-                conn,
-                event_id,
-                event_type,
-                event_body(payload),
-                created_at,
-                sorted(set(user_ids)),
-                self._options.max_age_s,
+            created = await repository.insert_events(
+                conn, list(first.values()), self._options.max_age_s
             )
-        if created:
+        if any(created.values()):
             self._on_new_deliveries()
-        return Received(event_id, duplicate=created is None, deliveries=created or 0)
+        answers = []
+        for event in events:
+            deliveries = created.pop(event.id, None)  # popped: a repeated id is a duplicate
+            answers.append(Received(event.id, deliveries is None, deliveries or 0))
+        return answers
 
     async def create_endpoint(
         self, user_id: UUID, url: str, idempotency_key: str | None

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -23,6 +25,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = structlog.get_logger(__name__)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -56,13 +60,32 @@ def render() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
+class RequestObserver(Protocol):
+    """Told of every finished HTTP request (the SLI rollups, the CloudWatch exporter).
+
+    Called on the request path, after the response: it must only record in memory and never
+    block or raise; anything slow (a database write, a network call) belongs in its own
+    background task.
+    """
+
+    def observe(
+        self, service: str, route: str, method: str, status: int, duration_s: float
+    ) -> None: ...
+
+
 class MetricsMiddleware:
     """RED metrics per route *template* (``/v1/transfers/{transfer_id}``), never a raw path:
-    the router records the matched route in the scope, read here after the response."""
+    the router records the matched route in the scope, read here after the response.
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+    ``observers`` is a list the app owns (``app.state.request_observers``): its lifespan adds
+    the observers it starts, so they see every request after that."""
+
+    def __init__(
+        self, app: ASGIApp, service: str, observers: Sequence[RequestObserver] = ()
+    ) -> None:
         self.app = app
         self.service = service
+        self.observers = observers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,5 +105,11 @@ class MetricsMiddleware:
         finally:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
+            elapsed = time.perf_counter() - started
             HTTP_REQUESTS.labels(self.service, template, scope["method"], str(status)).inc()
-            HTTP_DURATION.labels(self.service, template).observe(time.perf_counter() - started)
+            HTTP_DURATION.labels(self.service, template).observe(elapsed)
+            for observer in self.observers:
+                try:
+                    observer.observe(self.service, template, scope["method"], status, elapsed)
+                except Exception:  # an observer's bug must never fail a payment
+                    log.exception("request_observer_failed", observer=type(observer).__name__)

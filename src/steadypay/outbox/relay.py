@@ -21,15 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
 from enum import Enum
+from typing import Any
 
+import asyncpg
 import structlog
 
 from steadypay.db.pool import Database
 from steadypay.errors import CircuitOpenError, DependencyUnavailable, ServiceUnavailable
+from steadypay.observability.gauges import OUTBOX_DELIVERY_ATTEMPTS
 from steadypay.outbox import repository
 from steadypay.outbox.domain import (
     OutboxEvent,
@@ -43,6 +48,10 @@ from steadypay.resilience.retry import retry_delay_s
 log = structlog.get_logger(__name__)
 
 EVENTS_PATH = "/events"
+BATCH_SUFFIX = "/batch"
+ONE_BY_ONE_FOR_S = 300.0
+"""After the receiver answers 404/405 to a batch (an older notification service), how long
+the relay posts events one by one before it tries a batch again."""
 
 
 class _Outcome(Enum):
@@ -53,6 +62,16 @@ class _Outcome(Enum):
     UNRECORDED = "unrecorded"
 
 
+# The ``outcome`` label of steadypay_outbox_delivery_attempts_total for each outcome.
+_METRIC_OUTCOME = {
+    _Outcome.DELIVERED: "delivered",
+    _Outcome.RETRIED: "failed",
+    _Outcome.DEAD: "dead",
+    _Outcome.DEFERRED: "deferred",
+    _Outcome.UNRECORDED: "unrecorded",
+}
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -60,6 +79,7 @@ class OutboxRelay:
         client: ReliableServiceClient,
         *,
         batch_size: int = 100,
+        delivery_batch_size: int = 100,
         lease_s: float = 30.0,
         max_age_s: float = 72 * 3600,
         backoff_base_s: float = 1.0,
@@ -70,8 +90,8 @@ class OutboxRelay:
         rng: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if batch_size < 1 or concurrency < 1:
-            raise ValueError("batch_size and concurrency must be at least 1")
+        if batch_size < 1 or concurrency < 1 or delivery_batch_size < 1:
+            raise ValueError("batch_size, delivery_batch_size and concurrency must be at least 1")
         if lease_s <= 0 or max_age_s <= 0 or backoff_base_s < 0 or backoff_cap_s < 0:
             raise ValueError("lease_s and max_age_s must be positive, backoffs non-negative")
         self._delivery_budget_s = client.pipeline.config.total_timeout_s
@@ -83,6 +103,9 @@ class OutboxRelay:
         self._db = db
         self._client = client
         self._batch_size = batch_size
+        self._delivery_batch_size = delivery_batch_size
+        self._batch_path = path + BATCH_SUFFIX
+        self._one_by_one_until = -math.inf
         self._lease_s = lease_s
         self._max_age_s = max_age_s
         self._backoff_base_s = backoff_base_s
@@ -107,14 +130,22 @@ class OutboxRelay:
             return stats
         slots = asyncio.Semaphore(self._concurrency)
 
-        async def bounded(event: OutboxEvent) -> _Outcome:
+        async def bounded(job: list[OutboxEvent]) -> list[_Outcome]:
             async with slots:
-                return await self._attempt(event, claimed_at)
+                if len(job) == 1:
+                    return [await self._attempt(job[0], claimed_at)]
+                return await self._attempt_batch(job, claimed_at)
 
-        outcomes = await asyncio.gather(*(bounded(e) for e in events))
+        if self._delivery_batch_size > 1 and self._monotonic() >= self._one_by_one_until:
+            size = self._delivery_batch_size
+            jobs = [events[i : i + size] for i in range(0, len(events), size)]
+        else:
+            jobs = [[event] for event in events]
+        outcomes = [o for done in await asyncio.gather(*map(bounded, jobs)) for o in done]
         for outcome in outcomes:
             name = outcome.value
             setattr(stats, name, getattr(stats, name) + 1)
+            OUTBOX_DELIVERY_ATTEMPTS.labels(_METRIC_OUTCOME[outcome]).inc()
         log.info(
             "outbox_relay_batch",
             claimed=stats.claimed,
@@ -150,9 +181,12 @@ class OutboxRelay:
                 await _sleep_unless(stop, idle_sleep_s)
         log.info("outbox_relay_stopped")
 
+    def _lease_too_short(self, claimed_at: float) -> bool:
+        return self._monotonic() - claimed_at + self._delivery_budget_s >= self._lease_s
+
     async def _attempt(self, event: OutboxEvent, claimed_at: float) -> _Outcome:
         try:
-            if self._monotonic() - claimed_at + self._delivery_budget_s >= self._lease_s:
+            if self._lease_too_short(claimed_at):
                 async with self._db.connection() as conn:
                     await repository.release(conn, event.id, event.attempts)
                 return _Outcome.DEFERRED
@@ -162,23 +196,63 @@ class OutboxRelay:
                     await repository.mark_delivered(conn, event.id)
                     log.debug("outbox_event_delivered", event_id=str(event.id), type=event.type)
                     return _Outcome.DELIVERED
-                delay = max(
-                    delay_floor,
-                    retry_delay_s(
-                        event.attempts, self._backoff_base_s, self._backoff_cap_s, self._rng
-                    ),
-                )
-                status = await repository.record_failure(
-                    conn,
-                    event.id,
-                    event.attempts,
-                    delay_s=delay,
-                    error=describe_failure(status_code, error),
-                    max_age_s=self._max_age_s,
-                )
+                return await self._record_failure(conn, event, status_code, error, delay_floor)
         except ServiceUnavailable as exc:
             log.warning("outbox_event_outcome_unrecorded", event_id=str(event.id), error=exc.code)
             return _Outcome.UNRECORDED
+
+    async def _attempt_batch(self, events: list[OutboxEvent], claimed_at: float) -> list[_Outcome]:
+        """Deliver ``events`` in one POST to the batch endpoint, mark the accepted ones
+        delivered in one statement, and schedule a retry for each one that was not."""
+        try:
+            if self._lease_too_short(claimed_at):
+                async with self._db.connection() as conn:
+                    await repository.release_many(conn, [(e.id, e.attempts) for e in events])
+                return [_Outcome.DEFERRED] * len(events)
+            status_code, answers, delay_floor = await self._post_batch(events)
+            if status_code in (404, 405):  # a receiver without the batch endpoint
+                self._one_by_one_until = self._monotonic() + ONE_BY_ONE_FOR_S
+                log.warning(
+                    "outbox_batch_endpoint_missing", status=status_code, path=self._batch_path
+                )
+                return [await self._attempt(e, claimed_at) for e in events]
+            outcomes: list[_Outcome] = []
+            async with self._db.connection() as conn:
+                delivered = [e.id for e, a in zip(events, answers, strict=True) if a is None]
+                if delivered:
+                    await repository.mark_delivered_many(conn, delivered)
+                    outcomes += [_Outcome.DELIVERED] * len(delivered)
+                for event, answer in zip(events, answers, strict=True):
+                    if answer is not None:
+                        code, error = answer
+                        outcomes.append(
+                            await self._record_failure(conn, event, code, error, delay_floor)
+                        )
+            return outcomes
+        except ServiceUnavailable as exc:
+            log.warning("outbox_batch_outcome_unrecorded", events=len(events), error=exc.code)
+            return [_Outcome.UNRECORDED] * len(events)
+
+    async def _record_failure(
+        self,
+        conn: asyncpg.Connection,
+        event: OutboxEvent,
+        status_code: int | None,
+        error: str,
+        delay_floor: float,
+    ) -> _Outcome:
+        delay = max(
+            delay_floor,
+            retry_delay_s(event.attempts, self._backoff_base_s, self._backoff_cap_s, self._rng),
+        )
+        status = await repository.record_failure(
+            conn,
+            event.id,
+            event.attempts,
+            delay_s=delay,
+            error=describe_failure(status_code, error),
+            max_age_s=self._max_age_s,
+        )
         if status is OutboxStatus.DEAD:
             log.error(
                 "outbox_event_dead",
@@ -216,6 +290,53 @@ class OutboxRelay:
         if 200 <= response.status_code < 300:
             return response.status_code, None, 0.0
         return response.status_code, response.text[:300] or "no body", 0.0
+
+    async def _post_batch(
+        self, events: list[OutboxEvent]
+    ) -> tuple[int | None, list[tuple[int | None, str] | None], float]:
+        """(status code, per event None if the receiver has it or (status code, error), minimum
+        delay before the next attempt). The key is derived from the event ids: a retry of the
+        same batch sends the same key (the receiver dedupes by event id anyway)."""
+        ids = ",".join(str(e.id) for e in events)
+        key = "events-" + hashlib.sha256(ids.encode()).hexdigest()
+        try:
+            response = await self._client.post(
+                self._batch_path,
+                json={"events": [e.payload for e in events]},
+                idempotency_key=key,
+                headers=self._headers,
+            )
+        except CircuitOpenError as exc:
+            failure: tuple[int | None, str] = (None, f"{exc.code}: {exc.message}")
+            return None, [failure] * len(events), exc.retry_after_s or 0.0
+        except DependencyUnavailable as exc:
+            failure = (getattr(exc, "status_code", None), f"{exc.code}: {exc.message}")
+            return failure[0], [failure] * len(events), 0.0
+        status = response.status_code
+        if not 200 <= status < 300:
+            return status, [(status, response.text[:300] or "no body")] * len(events), 0.0
+        try:
+            results = response.json()["results"]
+            if not isinstance(results, list) or len(results) != len(events):
+                raise ValueError("one result per event expected")
+            answers = [
+                _answer(event, result) for event, result in zip(events, results, strict=True)
+            ]
+        except (ValueError, KeyError, TypeError) as exc:
+            failure = (status, f"malformed answer from the batch endpoint: {exc}")
+            return status, [failure] * len(events), 0.0
+        return status, answers, 0.0
+
+
+def _answer(event: OutboxEvent, result: Any) -> tuple[int | None, str] | None:
+    """None if the receiver has ``event`` (accepted now or before), else why it refused it."""
+    if not isinstance(result, dict):
+        raise TypeError("a result is not an object")
+    if result.get("status") in ("accepted", "duplicate") and result.get("id") == str(event.id):
+        return None
+    error = result.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return None, str(message or f"not accepted: {result.get('status')!r}")
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

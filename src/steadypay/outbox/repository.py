@@ -74,6 +74,18 @@ async def mark_delivered(conn: asyncpg.Connection, event_id: UUID) -> bool:
     return status == "UPDATE 1"
 
 
+async def mark_delivered_many(conn: asyncpg.Connection, event_ids: list[UUID]) -> int:
+    """``mark_delivered`` for many events in one statement; how many were still pending."""
+    status = await conn.execute(
+        """
+        UPDATE outbox_events SET status = 'delivered', delivered_at = now()
+        WHERE id = ANY($1::uuid[]) AND status = 'pending'
+        """,
+        event_ids,
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
 async def record_failure(
     conn: asyncpg.Connection,
     event_id: UUID,
@@ -113,6 +125,19 @@ async def release(conn: asyncpg.Connection, event_id: UUID, attempts: int) -> No
         """,
         event_id,
         attempts,
+    )
+
+
+async def release_many(conn: asyncpg.Connection, claims: list[tuple[UUID, int]]) -> None:
+    """``release`` for many (event id, attempts) claims in one statement."""
+    await conn.execute(
+        """
+        UPDATE outbox_events o SET next_attempt_at = now(), attempts = o.attempts - 1
+        FROM unnest($1::uuid[], $2::int[]) AS c(id, attempts)
+        WHERE o.id = c.id AND o.attempts = c.attempts AND o.status = 'pending'
+        """,
+        [event_id for event_id, _ in claims],
+        [attempts for _, attempts in claims],
     )
 
 

@@ -64,9 +64,7 @@ class Payments:
         )
         # A request answered before replays without moving money: don't ask the fraud
         # service again (that would count a retry toward the sender's velocity).
-        parties = None
-        if not await self._ledger.answered(claim):
-            parties = await self._parties(movement)
+        parties = await self._parties(movement, claim)
         risk = await self._judge(transfer_id, movement, parties) if parties else None
         command = TransferCommand(
             id=transfer_id,
@@ -88,14 +86,17 @@ class Payments:
             await self._risk.record(parties.sender_user_id, outcome.transfer)
         return outcome
 
-    async def _parties(self, movement: MoneyMovement) -> Parties | None:
-        """Who pays whom, for a transfer between two existing wallets (else None: deposits
-        and withdrawals are not judged, and the ledger records a missing wallet's failure)."""
+    async def _parties(self, movement: MoneyMovement, claim: IdempotencyClaim) -> Parties | None:
+        """Who pays whom, for a transfer between two existing wallets not answered before (else
+        None: deposits and withdrawals are not judged, the ledger records a missing wallet's
+        failure, and a replay moves nothing)."""
         if movement.type is not TransferType.TRANSFER:
             return None
         assert movement.from_wallet_id is not None
         assert movement.to_wallet_id is not None
-        return await self._wallets.parties(movement.from_wallet_id, movement.to_wallet_id)
+        return await self._wallets.parties(
+            movement.from_wallet_id, movement.to_wallet_id, unless_answered=claim
+        )
 
     async def _judge(
         self, transfer_id: uuid.UUID, movement: MoneyMovement, parties: Parties
