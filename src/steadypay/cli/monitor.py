@@ -111,8 +111,13 @@ async def monitor_until_stopped(settings: Settings, dsn: str, options: MonitorOp
 
 def _small_pool(settings: Settings, max_size: int, name: str) -> PoolOptions:
     # min_size 0: the pool opens even while the database is down (that is a failed round).
+    # session_state: the canary holds session advisory locks on its pooled connection.
     return dataclasses.replace(
-        pool_options(settings), min_size=0, max_size=max_size, application_name=name
+        pool_options(settings),
+        min_size=0,
+        max_size=max_size,
+        application_name=name,
+        session_state=True,
     )
 
 

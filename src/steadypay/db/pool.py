@@ -45,6 +45,10 @@ class PoolOptions:
     statement_timeout_ms: int = 10_000
     lock_timeout_ms: int = 5_000
     application_name: str = "steadypay"
+    session_state: bool = False
+    """True for a pool whose users leave session state on a connection (session advisory
+    locks, LISTEN, SET, cursors): each release then runs asyncpg's full reset, one more round
+    trip. Otherwise a release only rolls back a transaction left open (see ``_release``)."""
 
 
 CONNECTION_ERRORS = (
@@ -180,6 +184,17 @@ def publish_pool_stats(service: str) -> PoolStats:
     return PoolStats(in_use, idle, waiting, max_size)
 
 
+async def _rollback_if_in_transaction(conn: asyncpg.Connection) -> None:
+    """What a release must do when the pool's users keep no session state: end a transaction
+    left open. asyncpg's default reset also sends ``SELECT pg_advisory_unlock_all(); CLOSE
+    ALL; UNLISTEN *; RESET ALL`` on every release, a round trip per connection use (on this
+    machine's loopback, a send() that costs as much CPU as a small query: docs/performance.md).
+    Ledger, fraud, notification and relay code takes only transaction-scoped locks and
+    ``SET LOCAL`` settings, which end with the transaction."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_database(dsn: str, options: PoolOptions) -> Database:
     """Open the pool. Fails fast with DatabaseUnavailable if the server cannot be reached."""
     try:
@@ -190,6 +205,7 @@ async def create_database(dsn: str, options: PoolOptions) -> Database:
             timeout=options.connect_timeout_s,
             command_timeout=options.statement_timeout_ms / 1000 + 1,
             max_inactive_connection_lifetime=300,
+            reset=None if options.session_state else _rollback_if_in_transaction,
             server_settings={
                 "application_name": options.application_name,
                 "statement_timeout": str(options.statement_timeout_ms),
