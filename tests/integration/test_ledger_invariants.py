@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
 from steadypay.bootstrap import Container
+from steadypay.ledger import repository as sql
 from steadypay.ledger.audit import audit
-from steadypay.ledger.domain import TransferCommand, TransferType
+from steadypay.ledger.domain import Posting, Transfer, TransferCommand, TransferStatus, TransferType
 from steadypay.ledger.service import Executed, Ledger, WriteRequest
 from tests.api_client import Api
 from tests.conftest import fresh_database
@@ -75,6 +77,36 @@ async def test_unbalanced_postings_are_rejected(api: Api, conn: asyncpg.Connecti
             transfer_id,
             uuid.UUID(wallet_id),
         )
+
+
+async def test_the_one_statement_write_path_is_held_to_the_same_constraints(
+    api: Api, conn: asyncpg.Connection
+) -> None:
+    """``write_batch`` writes transfers, postings, balances, events and responses in one
+    statement: the foreign keys and the postings-sum trigger still judge every row of it."""
+    _, wallet_id = await _a_transfer_with_entries(api)
+    wallet = uuid.UUID(wallet_id)
+    balance = await conn.fetchval("SELECT balance FROM wallets WHERE id = $1", wallet)
+    deposit = Transfer(
+        id=uuid.uuid4(), type=TransferType.DEPOSIT, status=TransferStatus.COMPLETED,
+        from_wallet_id=None, to_wallet_id=wallet, amount=100, currency="USD",
+        description=None, failure_code=None, initiated_by="test",
+        created_at=datetime.now(UTC), completed_at=datetime.now(UTC),
+    )  # fmt: skip
+    one_sided = [Posting(deposit.id, wallet, "USD", 100, balance, balance + 100)]
+    await conn.execute("SAVEPOINT before")
+    with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="sum to zero"):
+        await sql.write_batch(conn, [deposit], one_sided, [], [], [])
+    await conn.execute("ROLLBACK TO SAVEPOINT before")
+    missing = uuid.uuid4()  # balanced postings of a transfer that is not there
+    orphans = [
+        Posting(missing, wallet, "USD", 100, balance, balance + 100),
+        Posting(missing, wallet, "USD", -100, balance + 100, balance),
+    ]
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await sql.write_batch(conn, [], orphans, [], [], [])
+    await conn.execute("ROLLBACK TO SAVEPOINT before")
+    assert await conn.fetchval("SELECT count(*) FROM transfers WHERE id = $1", deposit.id) == 0
 
 
 async def test_a_later_posting_to_a_balanced_transfer_is_rejected(

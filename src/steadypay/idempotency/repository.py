@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from uuid import UUID
 
 import asyncpg
 
@@ -60,28 +59,6 @@ async def claim(
                 bytes(r["fingerprint"]), StoredResponse(r["response_status"], r["response_body"])
             )
     return mine, existing
-
-
-async def store_responses(
-    conn: asyncpg.Connection,
-    results: Sequence[tuple[IdempotencyClaim, StoredResponse, UUID | None]],
-) -> None:
-    if not results:
-        return
-    await conn.execute(
-        """
-        UPDATE idempotency_keys AS i
-        SET response_status = v.status, response_body = v.body, transfer_id = v.transfer_id
-        FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::uuid[])
-             AS v(principal, key, status, body, transfer_id)
-        WHERE i.principal = v.principal AND i.key = v.key
-        """,
-        [c.principal for c, _, _ in results],
-        [c.key for c, _, _ in results],
-        [r.status for _, r, _ in results],
-        [r.body for _, r, _ in results],
-        [t for _, _, t in results],
-    )
 
 
 async def purge_expired(conn: asyncpg.Connection, batch_size: int = 5_000) -> int:

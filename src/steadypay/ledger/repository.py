@@ -102,7 +102,7 @@ async def lock_accounts(
     return accounts, systems, now
 
 
-async def insert_transfers(conn: asyncpg.Connection, transfers: Sequence[Transfer]) -> None:
+def _transfer_columns(transfers: Sequence[Transfer]) -> list[list[Any]]:
     columns: list[list[Any]] = [[] for _ in range(16)]
     for t in transfers:
         risk = t.risk
@@ -115,22 +115,79 @@ async def insert_transfers(conn: asyncpg.Connection, transfers: Sequence[Transfe
         )  # fmt: skip
         for column, value in zip(columns, values, strict=True):
             column.append(value)
+    return columns
+
+
+# One statement for everything a batch writes once its accounts are locked: the sub-statements
+# of a WITH all run, whether or not the main query reads them, and the constraint checks
+# (foreign keys, the postings-sum trigger) run at the end of the statement, when every row of
+# it is in place. One round trip instead of five.
+_WRITE_BATCH = """
+WITH new_transfers AS (
+    INSERT INTO transfers (id, type, status, from_wallet_id, to_wallet_id, amount, currency,
+                           description, failure_code, failure_message, initiated_by,
+                           completed_at, risk_score, risk_source, risk_reasons, hold_expires_at)
+    SELECT id, type, status, fw, tw, amount, currency, description, fc, fm, ib, ca, rs, rsrc,
+           rr::jsonb, he
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::int8[],
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                $12::timestamptz[], $13::int2[], $14::text[], $15::text[], $16::timestamptz[])
+         AS t(id, type, status, fw, tw, amount, currency, description, fc, fm, ib, ca, rs,
+              rsrc, rr, he)
+), new_entries AS (
+    INSERT INTO entries (transfer_id, wallet_id, currency, amount, balance_before, balance_after)
+    SELECT * FROM unnest($17::uuid[], $18::uuid[], $19::text[], $20::int8[], $21::int8[],
+                         $22::int8[])
+), balances AS (
+    UPDATE wallets AS w
+    SET balance = v.balance, available_balance = v.available_balance, updated_at = now()
+    FROM unnest($23::uuid[], $24::int8[], $25::int8[]) AS v(id, balance, available_balance)
+    WHERE w.id = v.id
+), events AS (
+    INSERT INTO outbox_events (id, type, transfer_id, payload)
+    SELECT id, type, transfer_id, payload::jsonb
+    FROM unnest($26::uuid[], $27::text[], $28::uuid[], $29::text[])
+         AS e(id, type, transfer_id, payload)
+), responses AS (
+    UPDATE idempotency_keys AS i
+    SET response_status = v.status, response_body = v.body, transfer_id = v.transfer_id
+    FROM unnest($30::text[], $31::text[], $32::int2[], $33::text[], $34::uuid[])
+         AS v(principal, key, status, body, transfer_id)
+    WHERE i.principal = v.principal AND i.key = v.key
+)
+SELECT 1
+"""
+
+
+async def write_batch(
+    conn: asyncpg.Connection,
+    transfers: Sequence[Transfer],
+    postings: Sequence[Posting],
+    accounts: Iterable[Account],
+    events: Sequence[tuple[UUID, str, UUID | None, dict[str, Any]]],
+    responses: Sequence[tuple[str, str, int, str | None, UUID | None]],
+) -> None:
+    """Insert the transfers, their postings and outbox events, write the new balances and the
+    stored responses (principal, key, status, body, transfer id) of the idempotency keys
+    claimed earlier in the transaction: all in one statement."""
+    changed = list(accounts)
     await conn.execute(
-        """
-        INSERT INTO transfers (id, type, status, from_wallet_id, to_wallet_id, amount, currency,
-                               description, failure_code, failure_message, initiated_by,
-                               completed_at, risk_score, risk_source, risk_reasons,
-                               hold_expires_at)
-        SELECT id, type, status, fw, tw, amount, currency, description, fc, fm, ib, ca, rs,
-               rsrc, rr::jsonb, he
-        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
-                    $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[],
-                    $11::text[], $12::timestamptz[], $13::int2[], $14::text[], $15::text[],
-                    $16::timestamptz[])
-             AS t(id, type, status, fw, tw, amount, currency, description, fc, fm, ib, ca, rs,
-                  rsrc, rr, he)
-        """,
-        *columns,
+        _WRITE_BATCH,
+        *_transfer_columns(transfers),
+        [p.transfer_id for p in postings],
+        [p.wallet_id for p in postings],
+        [p.currency for p in postings],
+        [p.amount for p in postings],
+        [p.balance_before for p in postings],
+        [p.balance_after for p in postings],
+        [a.id for a in changed],
+        [a.balance for a in changed],
+        [a.available_balance for a in changed],
+        [e[0] for e in events],
+        [e[1] for e in events],
+        [e[2] for e in events],
+        [json.dumps(e[3], separators=(",", ":")) for e in events],
+        *(list(column) for column in zip(*responses, strict=True)) if responses else [[]] * 5,
     )
 
 

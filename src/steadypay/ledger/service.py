@@ -223,26 +223,25 @@ class Ledger:
                           or c.to_wallet_id is None}  # fmt: skip
             accounts, systems, now = await sql.lock_accounts(conn, wallet_ids, currencies)
             result = apply_batch(commands, accounts, systems, now, self._hold_ttl)
-            await sql.insert_transfers(conn, result.transfers)
-            await sql.insert_postings(conn, result.postings)
-            await sql.update_balances(conn, result.accounts.values())
-            await sql.insert_events(
-                conn,
-                [
-                    _announce(views.EVENT_FOR_STATUS[t.status], t, accounts, now)
-                    for t in result.transfers
-                ],
-            )
             transfers = {t.id: t for t in result.transfers}
-            to_store = []
+            to_store: list[tuple[str, str, int, str | None, UUID | None]] = []
             for request in runnable:
                 if request.claim is not None:
                     if request.render is None:
                         raise ValueError("a request with an idempotency claim needs a renderer")
                     response = request.render(transfers[request.command.id])
                     stored[_key(request.claim)] = response
-                    to_store.append((request.claim, response, request.command.id))
-            await idempotency_sql.store_responses(conn, to_store)
+                    to_store.append(
+                        (request.claim.principal, request.claim.key, response.status,
+                         response.body, request.command.id)
+                    )  # fmt: skip
+            events = [
+                _announce(views.EVENT_FOR_STATUS[t.status], t, accounts, now)
+                for t in result.transfers
+            ]
+            await sql.write_batch(
+                conn, result.transfers, result.postings, result.accounts.values(), events, to_store
+            )
 
         outcomes: list[Outcome] = []
         for index, request in enumerate(requests):
