@@ -4,8 +4,9 @@ One transaction per check:
 
 1. ``pg_advisory_xact_lock(FRAUD_LOCK_CLASS, <sender>)`` serialises the checks of one sender
    (and so every repeat of one transfer_id), so each sees all the ones before it;
-2. an earlier row with this transfer_id is replayed (or refused if its details differ);
-3. else the facts are read, the verdict decided, and the row inserted with the verdict.
+2. one query reads an earlier row with this transfer_id and the facts: the earlier row is
+   replayed (or refused if its details differ);
+3. else the verdict is decided on the facts and the row inserted with it.
 
 Rows are kept for ``retention`` (the longest of the velocity windows, the receiver memory and
 the idempotency period) and then purged in batches by :func:`purge_forever`.
@@ -34,21 +35,35 @@ PURGE_BATCH = 5_000
 _EXISTING = """
 SELECT request_hash, risk_score, reasons, model_version FROM fraud.checks WHERE transfer_id = $1
 """
-_WINDOWS = """
-SELECT w.window_s,
-       count(c.transfer_id) AS n,
-       (coalesce(sum(c.amount_minor) FILTER (WHERE c.currency = $3), 0))::text AS total
-FROM unnest($4::int[]) AS w (window_s)
-LEFT JOIN fraud.checks AS c
-       ON c.sender_user_id = $1
-      AND c.checked_at > $2::timestamptz - make_interval(secs => w.window_s)
-GROUP BY w.window_s
-"""
-_PAIRS = """
-SELECT (SELECT max(checked_at) FROM fraud.checks
-         WHERE sender_user_id = $1 AND receiver_key = $2) AS last_to,
-       (SELECT max(checked_at) FROM fraud.checks
-         WHERE sender_user_id = $3 AND receiver_key = $1) AS last_from
+# The earlier check of this transfer_id (if any) and every fact the rules need, read under the
+# sender's lock in one round trip: the sender's count and total per velocity window, and when
+# the sender last paid this receiver and the receiver last paid the sender.
+_FACTS = """
+SELECT x.request_hash, x.risk_score, x.reasons, x.model_version,
+       w.windows, w.counts, w.totals, p.last_to, p.last_from
+FROM (SELECT 1) AS one
+LEFT JOIN fraud.checks AS x ON x.transfer_id = $1
+CROSS JOIN (
+    SELECT array_agg(v.window_s ORDER BY v.window_s) AS windows,
+           array_agg(v.n ORDER BY v.window_s) AS counts,
+           array_agg(v.total ORDER BY v.window_s) AS totals
+    FROM (
+        SELECT w.window_s,
+               count(c.transfer_id) AS n,
+               (coalesce(sum(c.amount_minor) FILTER (WHERE c.currency = $4), 0))::text AS total
+        FROM unnest($5::int[]) AS w (window_s)
+        LEFT JOIN fraud.checks AS c
+               ON c.sender_user_id = $2
+              AND c.checked_at > $3::timestamptz - make_interval(secs => w.window_s)
+        GROUP BY w.window_s
+    ) AS v
+) AS w
+CROSS JOIN (
+    SELECT (SELECT max(checked_at) FROM fraud.checks
+             WHERE sender_user_id = $2 AND receiver_key = $6) AS last_to,
+           (SELECT max(checked_at) FROM fraud.checks
+             WHERE sender_user_id = $7 AND receiver_key = $2) AS last_from
+) AS p
 """
 _INSERT = """
 INSERT INTO fraud.checks (transfer_id, sender_user_id, receiver_user_id, receiver_key, currency,
@@ -85,10 +100,20 @@ class PostgresVelocity:
                 FRAUD_LOCK_CLASS,
                 sender_lock_key(check.sender_user_id),
             )
-            row = await conn.fetchrow(_EXISTING, check.transfer_id)
-            if row is not None:
+            row = await conn.fetchrow(
+                _FACTS,
+                check.transfer_id,
+                check.sender_user_id,
+                at,
+                check.currency.code,
+                self._windows_s,
+                check.receiver_key,
+                check.reverse_key,
+            )
+            assert row is not None
+            if row["request_hash"] is not None:
                 return _replay(row, fingerprint, check)
-            facts = await self._facts(conn, check, at)
+            facts = _facts(row, at)
             verdict = decide(facts)
             inserted = await conn.fetchval(
                 _INSERT,
@@ -112,26 +137,16 @@ class PostgresVelocity:
                 return _replay(row, fingerprint, check)
         return Recorded(verdict, replayed=False, store=self.name)
 
-    async def _facts(self, conn: asyncpg.Connection, check: Check, at: datetime) -> Facts:
-        counts: dict[int, int] = {}
-        sums: dict[int, int] = {}
-        if self._windows_s:
-            for row in await conn.fetch(
-                _WINDOWS, check.sender_user_id, at, check.currency.code, self._windows_s
-            ):
-                counts[row["window_s"]] = int(row["n"])
-                sums[row["window_s"]] = int(row["total"])
-        pair = await conn.fetchrow(
-            _PAIRS, check.sender_user_id, check.receiver_key, check.reverse_key
-        )
-        assert pair is not None
-        return Facts(
-            at=at,
-            counts=counts,
-            sums_minor=sums,
-            last_to_receiver_at=pair["last_to"],
-            last_from_receiver_at=pair["last_from"],
-        )
+
+def _facts(row: asyncpg.Record, at: datetime) -> Facts:
+    windows = row["windows"] or []
+    return Facts(
+        at=at,
+        counts=dict(zip(windows, map(int, row["counts"] or []), strict=True)),
+        sums_minor=dict(zip(windows, map(int, row["totals"] or []), strict=True)),
+        last_to_receiver_at=row["last_to"],
+        last_from_receiver_at=row["last_from"],
+    )
 
 
 def _replay(row: asyncpg.Record, fingerprint: bytes, check: Check) -> Recorded:
