@@ -8,6 +8,8 @@ Every asyncpg error that can reach our code through :meth:`Database.connection` 
 
 from __future__ import annotations
 
+import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -92,8 +94,9 @@ class Database:
 
     It also keeps ``steadypay_db_pool_connections{service,state}`` current: ``in_use`` and
     ``idle`` from the pool, ``waiting`` counted here (callers inside ``acquire``, blocked for a
-    free connection or one being opened). The gauges are set on every acquire and release,
-    summed over this process's open pools of the same service (tests open several)."""
+    free connection or one being opened). The gauges follow acquires and releases (at most
+    every ``PUBLISH_EVERY_S``, settling on the last state), summed over this process's open
+    pools of the same service (tests open several)."""
 
     def __init__(self, pool: asyncpg.Pool, acquire_timeout_s: float, service: str = "api") -> None:
         self._pool = pool
@@ -147,7 +150,7 @@ class Database:
             await self._pool.close()
         finally:
             _open_pools.get(self.service, weakref.WeakSet()).discard(self)
-            publish_pool_stats(self.service)
+            publish_pool_stats(self.service, now=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,15 +165,32 @@ _open_pools: dict[str, weakref.WeakSet[Database]] = {}
 _gauges: dict[str, tuple[Gauge, Gauge, Gauge, Gauge]] = {}
 
 
-def publish_pool_stats(service: str) -> PoolStats:
-    """Set the pool gauges of ``service`` to the sum over this process's open pools."""
-    in_use = idle = waiting = max_size = 0
-    for db in list(_open_pools.get(service, ())):
-        stats = db.pool_stats()
-        in_use += stats.in_use
-        idle += stats.idle
-        waiting += stats.waiting
-        max_size += stats.max_size
+PUBLISH_EVERY_S = 0.25
+"""The pool gauges are set at most this often per service (and once more this long after the
+last change): reading an asyncpg pool's size walks all its connection holders, which cost 8%
+of an API worker's CPU when done on every acquire and release (issue 7's profile)."""
+_published_at: dict[str, float] = {}
+_deferred: dict[str, asyncio.TimerHandle] = {}
+
+
+def publish_pool_stats(service: str, *, now: bool = False) -> None:
+    """Set the pool gauges of ``service`` to the sum over this process's open pools: at once
+    if ``now`` or if they were last set more than ``PUBLISH_EVERY_S`` ago, else once that much
+    time has passed (so the gauges settle on the last state, e.g. idle after a burst)."""
+    clock = time.monotonic()
+    last = _published_at.get(service)
+    if not now and last is not None and clock - last < PUBLISH_EVERY_S:
+        if service not in _deferred:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            _deferred[service] = loop.call_later(
+                PUBLISH_EVERY_S - (clock - last), _publish_deferred, service
+            )
+        return
+    _published_at[service] = clock
+    stats = pool_totals(service)
     gauges = _gauges.get(service)
     if gauges is None:  # labels() takes a lock and a lookup: once per service, not per call
         gauges = _gauges[service] = (
@@ -179,16 +199,32 @@ def publish_pool_stats(service: str) -> PoolStats:
             DB_POOL_CONNECTIONS.labels(service, "waiting"),
             DB_POOL_SIZE_MAX.labels(service),
         )
-    for gauge, value in zip(gauges, (in_use, idle, waiting, max_size), strict=True):
+    values = (stats.in_use, stats.idle, stats.waiting, stats.max_size)
+    for gauge, value in zip(gauges, values, strict=True):
         gauge.set(value)
+
+
+def _publish_deferred(service: str) -> None:
+    _deferred.pop(service, None)
+    publish_pool_stats(service, now=True)
+
+
+def pool_totals(service: str) -> PoolStats:
+    """The sum of this process's open pools of ``service``."""
+    in_use = idle = waiting = max_size = 0
+    for db in list(_open_pools.get(service, ())):
+        stats = db.pool_stats()
+        in_use += stats.in_use
+        idle += stats.idle
+        waiting += stats.waiting
+        max_size += stats.max_size
     return PoolStats(in_use, idle, waiting, max_size)
 
 
 async def _rollback_if_in_transaction(conn: asyncpg.Connection) -> None:
     """What a release must do when the pool's users keep no session state: end a transaction
     left open. asyncpg's default reset also sends ``SELECT pg_advisory_unlock_all(); CLOSE
-    ALL; UNLISTEN *; RESET ALL`` on every release, a round trip per connection use (on this
-    machine's loopback, a send() that costs as much CPU as a small query: docs/performance.md).
+    ALL; UNLISTEN *; RESET ALL`` on every release: one more round trip per connection use.
     Ledger, fraud, notification and relay code takes only transaction-scoped locks and
     ``SET LOCAL`` settings, which end with the transaction."""
     if conn.is_in_transaction():
@@ -220,5 +256,5 @@ async def create_database(dsn: str, options: PoolOptions) -> Database:
             raise
         raise translated from exc
     db = Database(pool, options.acquire_timeout_s, service_of(options.application_name))
-    publish_pool_stats(db.service)
+    publish_pool_stats(db.service, now=True)
     return db

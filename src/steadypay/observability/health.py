@@ -241,7 +241,7 @@ def pool_probe(db: Database) -> Probe:
     key = "postgresql:connections"
 
     async def run() -> list[Check]:
-        publish_pool_stats(db.service)
+        publish_pool_stats(db.service, now=True)
         stats = db.pool_stats()
         status = Status.WARN if stats.waiting else Status.PASS
         output = (
