@@ -118,6 +118,36 @@ def _transfer_columns(transfers: Sequence[Transfer]) -> list[list[Any]]:
     return columns
 
 
+def _posting_columns(postings: Sequence[Posting]) -> list[list[Any]]:
+    return [
+        [p.transfer_id for p in postings],
+        [p.wallet_id for p in postings],
+        [p.currency for p in postings],
+        [p.amount for p in postings],
+        [p.balance_before for p in postings],
+        [p.balance_after for p in postings],
+    ]
+
+
+def _balance_columns(accounts: Sequence[Account]) -> list[list[Any]]:
+    return [
+        [a.id for a in accounts],
+        [a.balance for a in accounts],
+        [a.available_balance for a in accounts],
+    ]
+
+
+def _event_columns(
+    events: Sequence[tuple[UUID, str, UUID | None, dict[str, Any]]],
+) -> list[list[Any]]:
+    return [
+        [e[0] for e in events],
+        [e[1] for e in events],
+        [e[2] for e in events],
+        [json.dumps(e[3], separators=(",", ":")) for e in events],
+    ]
+
+
 # One statement for everything a batch writes once its accounts are locked: the sub-statements
 # of a WITH all run, whether or not the main query reads them, and the constraint checks
 # (foreign keys, the postings-sum trigger) run at the end of the statement, when every row of
@@ -174,19 +204,9 @@ async def write_batch(
     await conn.execute(
         _WRITE_BATCH,
         *_transfer_columns(transfers),
-        [p.transfer_id for p in postings],
-        [p.wallet_id for p in postings],
-        [p.currency for p in postings],
-        [p.amount for p in postings],
-        [p.balance_before for p in postings],
-        [p.balance_after for p in postings],
-        [a.id for a in changed],
-        [a.balance for a in changed],
-        [a.available_balance for a in changed],
-        [e[0] for e in events],
-        [e[1] for e in events],
-        [e[2] for e in events],
-        [json.dumps(e[3], separators=(",", ":")) for e in events],
+        *_posting_columns(postings),
+        *_balance_columns(changed),
+        *_event_columns(events),
         *(list(column) for column in zip(*responses, strict=True)) if responses else [[]] * 5,
     )
 
@@ -204,10 +224,7 @@ async def insert_events(
         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[])
              AS e(id, type, transfer_id, payload)
         """,
-        [e[0] for e in events],
-        [e[1] for e in events],
-        [e[2] for e in events],
-        [json.dumps(e[3], separators=(",", ":")) for e in events],
+        *_event_columns(events),
     )
 
 
@@ -271,12 +288,7 @@ async def insert_postings(conn: asyncpg.Connection, postings: Sequence[Posting])
         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int8[],
                              $6::int8[])
         """,
-        [p.transfer_id for p in postings],
-        [p.wallet_id for p in postings],
-        [p.currency for p in postings],
-        [p.amount for p in postings],
-        [p.balance_before for p in postings],
-        [p.balance_after for p in postings],
+        *_posting_columns(postings),
     )
 
 
@@ -291,9 +303,7 @@ async def update_balances(conn: asyncpg.Connection, accounts: Iterable[Account])
         FROM unnest($1::uuid[], $2::int8[], $3::int8[]) AS v(id, balance, available_balance)
         WHERE w.id = v.id
         """,
-        [a.id for a in changed],
-        [a.balance for a in changed],
-        [a.available_balance for a in changed],
+        *_balance_columns(changed),
     )
 
 
