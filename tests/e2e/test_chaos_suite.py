@@ -39,6 +39,10 @@ def test_the_quick_chaos_suite_finds_no_violation(tmp_path: Path) -> None:
         assert experiment["violations"] == 0, name
         assert experiment["acknowledged"] > 100, (name, experiment)
         assert experiment["recovery_s"] is not None, name
+    # each experiment's workload seed is reported (consecutive from the run's drawn base seed)
+    seeds = [e["seed"] for e in outcome["experiments"]]
+    assert all(isinstance(seed, int) for seed in seeds), seeds
+    assert seeds == list(range(seeds[0], seeds[0] + len(seeds)))
     # the faults really bit: the database was gone, in-process faults failed requests
     assert by_name["postgres-killed"]["availability_during_fault"] < 0.5
     assert by_name["inprocess-5pct"]["availability_during_fault"] < 1.0

@@ -19,7 +19,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,8 @@ class Outcome:
     violation_messages: list[str] | None = None
     duration_s: float = 0.0
     note: str = ""
+    seed: int | None = None
+    """The bank workload's seed (its operations; timing and interleavings are not replayed)."""
 
     @property
     def ok(self) -> bool:
@@ -171,9 +173,12 @@ def run_suite(
     outcomes: list[Outcome] = []
     try:
         with ChaosEnvironment(EnvironmentOptions(directory, api_workers=api_workers)) as env:
-            provider.install(env, bank_options)
-            for name in selected:
-                outcomes.append(run_one(env, name, quick))
+            for index, name in enumerate(selected):
+                seed = None if bank_options.seed is None else bank_options.seed + index
+                provider.install(env, replace(bank_options, seed=seed))
+                outcome = run_one(env, name, quick)
+                outcome.seed = seed
+                outcomes.append(outcome)
     finally:
         # keep the logs of a run that went wrong (or one the caller placed)
         if owned and outcomes and all(o.ok for o in outcomes):

@@ -120,7 +120,7 @@ def run_experiments(
     )
     table = Table(title="steadypay chaos experiments (bank workload throughout)")
     for column in ("experiment", "status", "attempted", "acked", "failed", "unknown",
-                   "availability in fault", "recovery s", "violations", "s"):  # fmt: skip
+                   "availability in fault", "recovery s", "violations", "s", "seed"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("experiment", "status") else "right")
     for o in outcomes:
         availability = (
@@ -132,6 +132,7 @@ def run_experiments(
             str(o.failed), str(o.unknown), availability,
             "-" if o.recovery_s is None else f"{o.recovery_s:.2f}",
             f"[{colour}]{o.violations}[/]", f"{o.duration_s:.0f}",
+            "-" if o.seed is None else str(o.seed),
         )  # fmt: skip
     console.print(table)
     for o in outcomes:

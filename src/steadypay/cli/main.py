@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from pathlib import Path
 from typing import Annotated
 
@@ -294,6 +295,14 @@ ChaosDataDir = Annotated[
 ]
 ChaosReport = Annotated[Path | None, typer.Option("--json", help="Write the results (JSON)")]
 ChaosWorkers = Annotated[int, typer.Option(min=1, help="API worker processes")]
+ChaosSeed = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        help="Seed of the bank workload: experiment i of the run gets seed+i (printed with "
+        "the results; `chaos run NAME --seed S` replays one). Default: drawn at random",
+    ),
+]
 
 
 @chaos_app.command("run")
@@ -303,6 +312,7 @@ def chaos_run(
     data_dir: ChaosDataDir = None,
     report: ChaosReport = None,
     workers: ChaosWorkers = 2,
+    seed: ChaosSeed = None,
 ) -> None:
     """Start a steadypay of its own and run these Chaos Toolkit experiments against it, the
     bank workload running throughout. Exit status 1 if any deviates or finds a violation."""
@@ -311,7 +321,7 @@ def chaos_run(
     unknown = [n for n in names if n not in all_names()]
     if unknown:
         raise typer.BadParameter(f"no experiment {unknown}; there are: {', '.join(all_names())}")
-    _run_chaos(names, quick=quick, data_dir=data_dir, report=report, workers=workers)
+    _run_chaos(names, quick=quick, data_dir=data_dir, report=report, workers=workers, seed=seed)
 
 
 @chaos_app.command("suite")
@@ -320,11 +330,14 @@ def chaos_suite(
     data_dir: ChaosDataDir = None,
     report: ChaosReport = None,
     workers: ChaosWorkers = 2,
+    seed: ChaosSeed = None,
 ) -> None:
     """Every experiment, one after the other, against one steadypay started for them."""
     from steadypay.chaos.suite import names as all_names
 
-    _run_chaos(all_names(), quick=quick, data_dir=data_dir, report=report, workers=workers)
+    _run_chaos(
+        all_names(), quick=quick, data_dir=data_dir, report=report, workers=workers, seed=seed
+    )
 
 
 @chaos_app.command("list")
@@ -338,7 +351,13 @@ def chaos_list() -> None:
 
 
 def _run_chaos(
-    names: list[str], *, quick: bool, data_dir: Path | None, report: Path | None, workers: int
+    names: list[str],
+    *,
+    quick: bool,
+    data_dir: Path | None,
+    report: Path | None,
+    workers: int,
+    seed: int | None,
 ) -> None:
     from steadypay.bootstrap import configure_logging
     from steadypay.chaos.bank import BankOptions
@@ -346,7 +365,13 @@ def _run_chaos(
 
     settings = _settings()
     configure_logging(settings.model_copy(update={"log_level": "warning"}), "chaos")
-    options = BankOptions(wallets=6, clients=4, give_up_s=10.0, request_timeout_s=2.0)
+    options = BankOptions(
+        wallets=6,
+        clients=4,
+        give_up_s=10.0,
+        request_timeout_s=2.0,
+        seed=seed if seed is not None else secrets.randbelow(2**31),
+    )
     ok = run_experiments(
         names,
         quick=quick,
