@@ -80,6 +80,7 @@ def create_app(settings: Settings, container: bootstrap.Container | None = None)
                 sli_rollups(settings, built.db, app.state.request_observers) as app.state.sli,
                 chaos_runtime.following(built.db, settings),
             ):
+                bootstrap.freeze_startup_objects()
                 yield
         finally:
             for job in jobs:

@@ -13,7 +13,12 @@ from pathlib import Path
 
 import structlog
 
-from steadypay.bootstrap import build_dependencies, configure_logging, pool_options
+from steadypay.bootstrap import (
+    build_dependencies,
+    configure_logging,
+    freeze_startup_objects,
+    pool_options,
+)
 from steadypay.cli.database import database
 from steadypay.config import Settings
 from steadypay.db.pool import Database, create_database
@@ -91,6 +96,7 @@ async def _relay(
                 backoff_cap_s=backoff_cap_s,
                 headers={"Authorization": f"Bearer {settings.admin_key.get_secret_value()}"},
             )
+            freeze_startup_objects()
             await relay.run_forever(stop, idle_sleep_s=idle_sleep_s)
         finally:
             await db.close()

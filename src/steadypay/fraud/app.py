@@ -35,7 +35,7 @@ from steadypay.api.routes.health import (
     metrics_router,
     readiness_of,
 )
-from steadypay.bootstrap import pool_options
+from steadypay.bootstrap import freeze_startup_objects, pool_options
 from steadypay.chaos import runtime as chaos_runtime
 from steadypay.chaos.middleware import ChaosMiddleware
 from steadypay.config import Settings
@@ -129,6 +129,7 @@ def create_fraud_app(
                     sli_rollups(settings, db, app.state.request_observers) as app.state.sli,
                     chaos_runtime.following(db, settings),
                 ):
+                    freeze_startup_objects()
                     yield
             finally:
                 purger.cancel()

@@ -15,7 +15,7 @@ from steadypay import __version__
 from steadypay.api.app import install_error_handlers
 from steadypay.api.context import RequestIdMiddleware
 from steadypay.api.routes.health import metrics_router
-from steadypay.bootstrap import pool_options
+from steadypay.bootstrap import freeze_startup_objects, pool_options
 from steadypay.chaos import runtime as chaos_runtime
 from steadypay.chaos.middleware import ChaosMiddleware
 from steadypay.config import Environment, Settings
@@ -77,6 +77,7 @@ def create_notification_app(
                 sli_rollups(settings, db, app.state.request_observers) as app.state.sli,
                 chaos_runtime.following(db, settings),
             ):
+                freeze_startup_objects()
                 yield
         finally:
             stop.set()
