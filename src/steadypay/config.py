@@ -122,7 +122,11 @@ class Settings(BaseSettings):
         default=8, ge=1, description="Attempts on deadlock/serialization failure before 503."
     )
     ledger_max_concurrent_transactions: int = Field(
-        default=8, ge=1, description="Write transactions in flight per worker process."
+        default=8,
+        ge=1,
+        description="Write transactions in flight per worker process. Fewer (1-2) make larger "
+        "group-commit batches: more throughput under load and for hot accounts, higher latency "
+        "at moderate load (docs/performance.md).",
     )
     ledger_group_commit: bool = Field(
         default=True, description="Concurrent transfers of a worker share one transaction."
