@@ -50,7 +50,8 @@ class PoolOptions:
     session_state: bool = False
     """True for a pool whose users leave session state on a connection (session advisory
     locks, LISTEN, SET, cursors): each release then runs asyncpg's full reset, one more round
-    trip. Otherwise a release only rolls back a transaction left open (see ``_release``)."""
+    trip. Otherwise a release only rolls back a transaction left open
+    (``_rollback_if_in_transaction``)."""
 
 
 CONNECTION_ERRORS = (
@@ -170,7 +171,7 @@ PUBLISH_EVERY_S = 0.25
 last change): reading an asyncpg pool's size walks all its connection holders, which cost 8%
 of an API worker's CPU when done on every acquire and release (issue 7's profile)."""
 _published_at: dict[str, float] = {}
-_deferred: dict[str, asyncio.TimerHandle] = {}
+_deferred: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle]] = {}
 
 
 def publish_pool_stats(service: str, *, now: bool = False) -> None:
@@ -180,14 +181,14 @@ def publish_pool_stats(service: str, *, now: bool = False) -> None:
     clock = time.monotonic()
     last = _published_at.get(service)
     if not now and last is not None and clock - last < PUBLISH_EVERY_S:
-        if service not in _deferred:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return
-            _deferred[service] = loop.call_later(
-                PUBLISH_EVERY_S - (clock - last), _publish_deferred, service
-            )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        pending = _deferred.get(service)
+        if pending is None or pending[0] is not loop:  # none yet, or one of a loop now gone
+            handle = loop.call_later(PUBLISH_EVERY_S - (clock - last), _publish_deferred, service)
+            _deferred[service] = (loop, handle)
         return
     _published_at[service] = clock
     stats = pool_totals(service)
