@@ -188,12 +188,12 @@ class OutboxRelay:
         try:
             if self._lease_too_short(claimed_at):
                 async with self._db.connection() as conn:
-                    await repository.release(conn, event.id, event.attempts)
+                    await repository.release_many(conn, [(event.id, event.attempts)])
                 return _Outcome.DEFERRED
             status_code, error, delay_floor = await self._post(event)
             async with self._db.connection() as conn:
                 if error is None:
-                    await repository.mark_delivered(conn, event.id)
+                    await repository.mark_delivered_many(conn, [event.id])
                     log.debug("outbox_event_delivered", event_id=str(event.id), type=event.type)
                     return _Outcome.DELIVERED
                 return await self._record_failure(conn, event, status_code, error, delay_floor)

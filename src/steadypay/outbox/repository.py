@@ -62,20 +62,9 @@ async def claim(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[Ou
     return sorted((event_from_row(r) for r in rows), key=lambda e: e.seq)
 
 
-async def mark_delivered(conn: asyncpg.Connection, event_id: UUID) -> bool:
-    """Delivered is final whoever delivered it, so this needs no fencing."""
-    status = await conn.execute(
-        """
-        UPDATE outbox_events SET status = 'delivered', delivered_at = now()
-        WHERE id = $1 AND status = 'pending'
-        """,
-        event_id,
-    )
-    return status == "UPDATE 1"
-
-
 async def mark_delivered_many(conn: asyncpg.Connection, event_ids: list[UUID]) -> int:
-    """``mark_delivered`` for many events in one statement; how many were still pending."""
+    """Mark events delivered, in one statement; how many were still pending. Delivered is
+    final whoever delivered it, so this needs no fencing."""
     status = await conn.execute(
         """
         UPDATE outbox_events SET status = 'delivered', delivered_at = now()
@@ -116,20 +105,9 @@ async def record_failure(
     return OutboxStatus(status) if status is not None else None
 
 
-async def release(conn: asyncpg.Connection, event_id: UUID, attempts: int) -> None:
-    """Give back a claim that was not attempted: due now, the claim not counted."""
-    await conn.execute(
-        """
-        UPDATE outbox_events SET next_attempt_at = now(), attempts = attempts - 1
-        WHERE id = $1 AND attempts = $2 AND status = 'pending'
-        """,
-        event_id,
-        attempts,
-    )
-
-
 async def release_many(conn: asyncpg.Connection, claims: list[tuple[UUID, int]]) -> None:
-    """``release`` for many (event id, attempts) claims in one statement."""
+    """Give back claims that were not attempted, given as (event id, attempts): due now, the
+    claim not counted. One statement, fenced by ``attempts`` like every outcome."""
     await conn.execute(
         """
         UPDATE outbox_events o SET next_attempt_at = now(), attempts = o.attempts - 1
