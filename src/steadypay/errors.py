@@ -3,7 +3,7 @@
 Every error a caller can see is one of these classes, each with a stable ``code``. Library
 exceptions (asyncpg, httpx, ...) are translated where they enter our code with
 ``raise OurError(...) from exc``. HTTP status codes are mapped from these classes in one place,
-:mod:`steadypay.api.errors`, and a unit test checks every class has a mapping.
+:mod:`steadypay.http.errors`, and a unit test checks every class has a mapping.
 
     SteadypayError
     ├── ValidationError                  validation_error          (bad input, nothing changed)

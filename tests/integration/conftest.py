@@ -14,7 +14,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from steadypay import bootstrap
-from steadypay.api.app import create_app
+from steadypay.bootstrap.api import create_app
 from steadypay.config import Environment, Settings
 from tests.api_client import Api
 

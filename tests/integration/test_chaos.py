@@ -13,24 +13,25 @@ import pytest
 from prometheus_client import REGISTRY
 
 from steadypay import bootstrap
-from steadypay.api.app import create_app
+from steadypay.bootstrap.api import create_app
 from steadypay.chaos.bank import BankClient, BankOptions, run_workload
 from steadypay.chaos.checker import check
-from steadypay.chaos.faults import INJECTOR, ChaosConfig
 from steadypay.config import Environment, Settings
+from steadypay.faults.injector import ChaosConfig
 from tests.api_client import Api
 from tests.integration.conftest import ADMIN_KEY, serve
 
 
 @pytest.fixture
-async def chaos_off(api: Api) -> AsyncIterator[None]:
-    """Whatever a test turns on is off again after it, in the database and in this process."""
+async def chaos_off(api: Api, container: bootstrap.Container) -> AsyncIterator[None]:
+    """Whatever a test turns on is off again after it, in the database and in the API's
+    process (its container's injector)."""
     try:
         yield
     finally:
         r = await api.http.put("/v1/admin/chaos", json={"enabled": False}, headers=api.auth())
         assert r.status_code == 200, r.text
-        INJECTOR.configure(ChaosConfig())
+        container.faults.configure(ChaosConfig())
 
 
 def injected(component: str) -> float:
@@ -130,11 +131,14 @@ async def test_production_refuses_chaos(settings: Settings) -> None:
             assert r.json()["error"]["code"] == "chaos_forbidden"
     finally:
         await container.close()
-        INJECTOR.allowed = True
 
 
 async def test_the_bank_stays_exact_under_five_percent_faults_everywhere(
-    api: Api, base_url: str, database_url: str, chaos_off: None
+    api: Api,
+    base_url: str,
+    database_url: str,
+    container: bootstrap.Container,
+    chaos_off: None,
 ) -> None:
     options = BankOptions(
         wallets=5, clients=6, duration_s=2.5, initial_minor=50_000, give_up_s=5.0, seed=21
@@ -154,7 +158,7 @@ async def test_the_bank_stays_exact_under_five_percent_faults_everywhere(
         assert r.status_code == 200, r.text
         run = await run_workload(client, options, setup=setup)
         assert (await put_chaos(api, {"enabled": False})).status_code == 200
-        INJECTOR.configure(ChaosConfig())
+        container.faults.configure(ChaosConfig())
         conn = await asyncpg.connect(database_url)
         try:
             verdict = await check(client, run, conn, resolve_give_up_s=10)

@@ -19,10 +19,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from steadypay import bootstrap
-from steadypay.api.app import create_app
+from steadypay.bootstrap.api import create_app
+from steadypay.bootstrap.fraud import create_fraud_app
+from steadypay.bootstrap.notifications import create_notification_app
 from steadypay.config import Settings
-from steadypay.fraud.app import create_fraud_app
-from steadypay.notifications.app import create_notification_app
 from steadypay.observability.cloudwatch import status_class
 from tests.api_client import Api
 from tests.integration.conftest import ADMIN_KEY, serve

@@ -8,10 +8,11 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from steadypay import bootstrap
-from steadypay.api.app import create_app
+from steadypay.bootstrap.api import create_app
 from steadypay.config import DependencySettings, Settings
 from steadypay.errors import CircuitOpenError, DependencyFailure
 from steadypay.resilience.events import Metrics, ObservedEvents
+from steadypay.resilience.settings import pipeline_config
 from tests.integration.conftest import free_port, serve
 
 
@@ -89,7 +90,7 @@ def test_dependencies_from_the_environment(monkeypatch: object) -> None:
     monkeypatch.setenv("STEADYPAY_DEPENDENCIES__FRAUD__TOTAL_TIMEOUT_S", "0.3")
     monkeypatch.setenv("STEADYPAY_DEPENDENCIES__FRAUD__MAX_RETRIES", "2")
     parsed = Settings(database_url="postgresql://x/y", admin_key="k" * 40)
-    config = parsed.dependencies["fraud"].pipeline_config()
+    config = pipeline_config(parsed.dependencies["fraud"])
     assert (config.total_timeout_s, config.max_attempts) == (0.3, 3)
     assert config.breaker.failure_threshold == 5
 

@@ -24,11 +24,11 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
+from steadypay.bootstrap.fraud import create_fraud_app
 from steadypay.chaos.proxy import FaultProxy
 from steadypay.cli.fraud import run_fraud_service
 from steadypay.config import Environment, Settings
 from steadypay.db.pool import PoolOptions, create_database
-from steadypay.fraud.app import create_fraud_app
 from steadypay.fraud.redis_velocity import KEY_PREFIX
 from steadypay.fraud.repository import FRAUD_LOCK_CLASS, purge_once, sender_lock_key
 from steadypay.fraud.rules import FraudRules, VelocityRule

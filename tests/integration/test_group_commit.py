@@ -9,6 +9,7 @@ import uuid
 from uuid import UUID
 
 import asyncpg
+import httpx
 import pytest
 
 from steadypay import bootstrap
@@ -137,3 +138,33 @@ async def test_without_group_commit_each_call_is_its_own_transaction(
     assert Ledger(container.db, group_commit=False).group is None
     with pytest.raises(ValueError, match="at least 1"):
         Ledger(container.db, max_concurrent_transactions=0)
+
+
+async def test_a_stored_error_carries_its_own_request_id_in_a_shared_transaction(
+    api: Api, container: bootstrap.Container
+) -> None:
+    """A batch runs in no one request's context: each failed transfer's stored (and replayed)
+    error names the request that sent it, not the one whose call started the batch."""
+    group = container.ledger.group
+    assert group is not None
+    before = dataclasses.replace(group.stats)
+    _, source = await api.funded_wallet("1.00")
+    _, target = await api.funded_wallet("")
+    body = {"from_wallet_id": source["id"], "to_wallet_id": target["id"], "currency": "USD",
+            "amount": "1.00"}  # fmt: skip
+
+    async def send(i: int, key: str) -> httpx.Response:
+        headers = api.auth() | {"Idempotency-Key": key, "X-Request-Id": f"req-own-{i:04d}"}
+        return await api.http.post("/v1/transfers", json=body, headers=headers)
+
+    keys = [str(uuid.uuid4()) for _ in range(60)]
+    results = await asyncio.gather(*(send(i, k) for i, k in enumerate(keys)))
+    assert group.stats.batches - before.batches < group.stats.submissions - before.submissions
+    failed = [(i, r) for i, r in enumerate(results) if r.status_code == 422]
+    assert len(failed) == 59
+    for i, r in failed:
+        assert r.json()["error"]["request_id"] == f"req-own-{i:04d}"
+    i, first = failed[-1]
+    replay = await send(1000, keys[i])
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == first.content  # the first request's id, byte for byte

@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from steadypay import bootstrap
-from steadypay.api.app import create_app
+from steadypay.bootstrap.api import create_app
 from steadypay.chaos.proxy import FaultProxy
 from steadypay.cli.ledger import run_check
 from steadypay.config import Settings

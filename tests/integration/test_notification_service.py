@@ -25,13 +25,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from steadypay import bootstrap
-from steadypay.api.app import create_app
 from steadypay.api.routes import webhooks as webhook_routes
+from steadypay.bootstrap.api import create_app
+from steadypay.bootstrap.notifications import create_notification_app
 from steadypay.config import DependencySettings, Environment, Settings
-from steadypay.notifications.app import create_notification_app
 from steadypay.notifications.options import NotificationOptions
 from steadypay.notifications.signing import SignatureError, parse, signature, verify
-from steadypay.outbox import OutboxRelay
+from steadypay.outbox import OutboxRelay, RelayOptions
 from tests.api_client import Api
 from tests.conftest import fresh_database
 from tests.integration.conftest import ADMIN_KEY, free_port, serve
@@ -508,7 +508,7 @@ async def test_a_deposit_reaches_the_users_webhook_through_relay_and_service(
     relay = OutboxRelay(
         container.db,
         container.dependencies["notifications"],
-        lease_s=5,
+        RelayOptions(lease_s=5),
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
     )
     stats = await relay.run_once()

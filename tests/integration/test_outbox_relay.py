@@ -24,12 +24,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from steadypay import bootstrap
-from steadypay.api.app import create_app
 from steadypay.api.routes import outbox as outbox_routes
+from steadypay.bootstrap.api import create_app
 from steadypay.config import Environment, Settings
 from steadypay.db.pool import Database, PoolOptions, create_database
 from steadypay.errors import DatabaseUnavailable
-from steadypay.outbox import OutboxRelay, OutboxStatus, outbox_backlog
+from steadypay.outbox import OutboxRelay, OutboxStatus, RelayOptions, outbox_backlog
 from steadypay.outbox import repository as outbox_sql
 from steadypay.resilience.client import ReliableServiceClient
 from steadypay.resilience.pipeline import Pipeline, PipelineConfig
@@ -204,7 +204,7 @@ async def test_delivers_the_payload_with_the_event_id_as_idempotency_key(db: Dat
     async with receiving(receiver) as url:
         client = client_for(url)
         try:
-            stats = await OutboxRelay(db, client, lease_s=5).run_once()
+            stats = await OutboxRelay(db, client, RelayOptions(lease_s=5)).run_once()
         finally:
             await client.aclose()
     assert (stats.claimed, stats.delivered) == (1, 1)
@@ -224,8 +224,8 @@ async def test_two_relays_never_deliver_the_same_event_at_the_same_time(db: Data
     async with receiving(receiver) as url:
         client_a, client_b = client_for(url), client_for(url)
         relays = [
-            OutboxRelay(db, client_a, batch_size=7, concurrency=4, lease_s=5),
-            OutboxRelay(db, client_b, batch_size=7, concurrency=4, lease_s=5),
+            OutboxRelay(db, client_a, RelayOptions(batch_size=7, concurrency=4, lease_s=5)),
+            OutboxRelay(db, client_b, RelayOptions(batch_size=7, concurrency=4, lease_s=5)),
         ]
         claimed = [0, 0]
 
@@ -257,7 +257,10 @@ async def test_a_failure_schedules_full_jitter_backoff_and_records_the_error(
     async with receiving(receiver) as url:
         client = client_for(url)
         relay = OutboxRelay(
-            db, client, lease_s=5, backoff_base_s=10, backoff_cap_s=30, rng=lambda: 0.5
+            db,
+            client,
+            RelayOptions(lease_s=5, backoff_base_s=10, backoff_cap_s=30),
+            rng=lambda: 0.5,
         )
         try:
             # attempt 1 -> 0.5 * 10 s; attempt 2 -> 0.5 * 20 s; attempt 3 -> 0.5 * min(30, 40)
@@ -287,7 +290,7 @@ async def test_an_unreachable_service_is_a_failure_like_any_other(db: Database) 
     [event_id] = await insert_events(db)
     client = client_for(f"http://127.0.0.1:{free_port()}")  # nothing listens there
     try:
-        stats = await OutboxRelay(db, client, lease_s=5, backoff_base_s=2).run_once()
+        stats = await OutboxRelay(db, client, RelayOptions(lease_s=5, backoff_base_s=2)).run_once()
     finally:
         await client.aclose()
     assert stats.retried == 1
@@ -304,7 +307,9 @@ async def test_an_open_circuit_defers_the_next_attempt_until_its_trial(db: Datab
     async with receiving(receiver) as url:
         client = client_for(url, breaker=breaker)
         relay = OutboxRelay(
-            db, client, lease_s=5, concurrency=1, backoff_base_s=0.01, delivery_batch_size=1
+            db,
+            client,
+            RelayOptions(lease_s=5, concurrency=1, backoff_base_s=0.01, delivery_batch_size=1),
         )
         try:
             stats = await relay.run_once()
@@ -328,7 +333,9 @@ async def test_an_event_older_than_max_age_that_fails_is_dead(db: Database) -> N
     async with receiving(receiver) as url:
         client = client_for(url)
         try:
-            stats = await OutboxRelay(db, client, lease_s=5, backoff_base_s=0.01).run_once()
+            stats = await OutboxRelay(
+                db, client, RelayOptions(lease_s=5, backoff_base_s=0.01)
+            ).run_once()
         finally:
             await client.aclose()
     assert (stats.dead, stats.retried) == (1, 1)
@@ -346,8 +353,8 @@ async def test_a_crashed_relays_events_are_claimed_again_after_the_lease(db: Dat
     [event_id] = await insert_events(db)
     async with receiving(receiver) as url:
         client = client_for(url, total_timeout_s=0.5)
-        crashed = OutboxRelay(db, client, lease_s=1.0)
-        survivor = OutboxRelay(db, client, lease_s=1.0)
+        crashed = OutboxRelay(db, client, RelayOptions(lease_s=1.0))
+        survivor = OutboxRelay(db, client, RelayOptions(lease_s=1.0))
         try:
             await crashed.claim()  # ...and the process dies before delivering
             assert (await survivor.run_once()).claimed == 0  # leased: not due for anyone
@@ -365,7 +372,10 @@ async def test_a_crashed_relays_events_are_claimed_again_after_the_lease(db: Dat
 async def test_a_slow_relays_late_outcome_cannot_overwrite_a_newer_claim(db: Database) -> None:
     [event_id] = await insert_events(db)
     client = client_for("http://127.0.0.1:1")
-    slow, other = OutboxRelay(db, client, lease_s=5), OutboxRelay(db, client, lease_s=5)
+    slow, other = (
+        OutboxRelay(db, client, RelayOptions(lease_s=5)),
+        OutboxRelay(db, client, RelayOptions(lease_s=5)),
+    )
     try:
         [stale] = await slow.claim()
         await make_due(db, event_id)  # the slow relay's lease ran out...
@@ -397,7 +407,7 @@ async def test_a_delivery_that_could_outlast_the_lease_is_released_not_started(
     now = [0.0]
     async with receiving(receiver) as url:
         client = client_for(url, total_timeout_s=0.5)
-        relay = OutboxRelay(db, client, lease_s=1.0, monotonic=lambda: now[0])
+        relay = OutboxRelay(db, client, RelayOptions(lease_s=1.0), monotonic=lambda: now[0])
         real_claim = relay.claim
 
         async def slow_claim() -> list[Any]:
@@ -424,7 +434,9 @@ async def test_a_batch_is_one_post_and_each_event_gets_its_own_outcome(db: Datab
     receiver = Receiver(status_for=lambda event, n: 422 if event == refused and n == 1 else 202)
     async with receiving(receiver) as url:
         client = client_for(url)
-        relay = OutboxRelay(db, client, lease_s=5, delivery_batch_size=4, backoff_base_s=10)
+        relay = OutboxRelay(
+            db, client, RelayOptions(lease_s=5, delivery_batch_size=4, backoff_base_s=10)
+        )
         try:
             stats = await relay.run_once()
             assert receiver.posts == Counter({"/events/batch": 3})  # 4 + 4 + 2 events
@@ -450,7 +462,7 @@ async def test_a_failed_batch_schedules_every_event_in_it_for_a_retry(db: Databa
     receiver = Receiver(status_for=lambda _event, n: 503 if n == 1 else 202)
     async with receiving(receiver) as url:
         client = client_for(url)
-        relay = OutboxRelay(db, client, lease_s=5, backoff_base_s=10, rng=lambda: 0.5)
+        relay = OutboxRelay(db, client, RelayOptions(lease_s=5, backoff_base_s=10), rng=lambda: 0.5)
         try:
             stats = await relay.run_once()
             assert (stats.claimed, stats.retried, stats.delivered) == (5, 5, 0)
@@ -478,7 +490,7 @@ async def test_a_malformed_batch_answer_delivers_nothing(db: Database) -> None:
     ) as url:
         client = client_for(url)
         try:
-            stats = await OutboxRelay(db, client, lease_s=5).run_once()
+            stats = await OutboxRelay(db, client, RelayOptions(lease_s=5)).run_once()
         finally:
             await client.aclose()
     assert (stats.claimed, stats.retried, stats.delivered) == (3, 3, 0)
@@ -495,7 +507,7 @@ async def test_a_receiver_without_the_batch_endpoint_gets_events_one_by_one(
     first = await insert_events(db, 5)
     async with receiving(receiver) as url:
         client = client_for(url)
-        relay = OutboxRelay(db, client, lease_s=5)
+        relay = OutboxRelay(db, client, RelayOptions(lease_s=5))
         try:
             stats = await relay.run_once()
             assert (stats.claimed, stats.delivered) == (5, 5)
@@ -514,7 +526,7 @@ async def test_a_receiver_without_the_batch_endpoint_gets_events_one_by_one(
 def test_a_lease_shorter_than_a_delivery_is_refused() -> None:
     client = client_for("http://127.0.0.1:1", total_timeout_s=2.0)
     with pytest.raises(ValueError, match="lease"):
-        OutboxRelay(Database(None, 1.0), client, lease_s=2.0)  # type: ignore[arg-type]
+        OutboxRelay(Database(None, 1.0), client, RelayOptions(lease_s=2.0))  # type: ignore[arg-type]
 
 
 class FlakyDatabase(Database):
@@ -542,8 +554,10 @@ async def test_run_forever_waits_out_a_database_outage_and_stops_when_told(
     stop = asyncio.Event()
     async with receiving(receiver) as url:
         client = client_for(url)
-        relay = OutboxRelay(db=flaky, client=client, lease_s=5)
-        task = asyncio.create_task(relay.run_forever(stop, idle_sleep_s=0.01))
+        relay = OutboxRelay(
+            db=flaky, client=client, options=RelayOptions(lease_s=5, idle_sleep_s=0.01)
+        )
+        task = asyncio.create_task(relay.run_forever(stop))
         try:
             for _ in range(300):
                 if receiver.count(event_id):
@@ -628,7 +642,7 @@ async def test_admin_lists_dead_events_and_redelivers_one(
     async with receiving(receiver) as url:
         client = client_for(url)
         try:
-            stats = await OutboxRelay(db, client, lease_s=5).run_once()
+            stats = await OutboxRelay(db, client, RelayOptions(lease_s=5)).run_once()
         finally:
             await client.aclose()
     assert stats.delivered == 2  # the redelivered event and the pending one
@@ -658,3 +672,56 @@ async def test_admin_outbox_errors(admin_api: httpx.AsyncClient) -> None:
     )
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "starting_after"
+
+
+async def test_the_relay_follows_the_stored_chaos_configuration(
+    db: Database, outbox_database_url: str
+) -> None:
+    """A rule on ``dependency:notifications`` stored by ``PUT /v1/admin/chaos`` reaches the
+    relay that ``steadypay outbox-relay`` runs (built by its composition root): its deliveries
+    fail with the injected fault and are retried; once the rule is off they go through."""
+    from steadypay.bootstrap.relay import built_relay
+    from steadypay.faults import ChaosConfig, FaultInjector, FaultRule
+    from steadypay.faults import runtime as chaos_runtime
+
+    receiver = Receiver()
+    [event_id] = await insert_events(db)
+    rule = FaultRule(
+        component="dependency", target="notifications", failure_rate=1.0, types=("service",)
+    )
+    await chaos_runtime.store(db, ChaosConfig(enabled=True, rules=(rule,)), "test")
+    stop = asyncio.Event()
+    faults = FaultInjector()
+    try:
+        async with receiving(receiver) as url:
+            settings = Settings(
+                env=Environment.TEST,
+                database_url=outbox_database_url,
+                admin_key=ADMIN_KEY,
+                notification_url=url,
+            )
+            async with built_relay(
+                settings, outbox_database_url, stop, options=RelayOptions(lease_s=30), faults=faults
+            ) as relay:
+                assert relay is not None
+                for _ in range(50):  # the follower reads the stored rule within a second
+                    if faults.config.enabled:
+                        break
+                    await asyncio.sleep(0.1)
+                assert faults.config.rules == (rule,)
+                failed = await relay.run_once()
+                assert (failed.claimed, failed.delivered) == (1, 0)
+                assert receiver.requests == []  # the fault struck before the call left
+                assert "injected" in (await row(db, event_id))["last_error"]
+
+                await chaos_runtime.store(db, ChaosConfig(enabled=False), "test")
+                for _ in range(50):
+                    if not faults.config.enabled:
+                        break
+                    await asyncio.sleep(0.1)
+                await make_due(db, event_id)
+                delivered = await relay.run_once()
+    finally:
+        await chaos_runtime.store(db, ChaosConfig(enabled=False), "test")
+    assert (delivered.claimed, delivered.delivered) == (1, 1)
+    assert [key for key, _ in receiver.requests] == [str(event_id)]

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from steadypay import bootstrap
-from steadypay.api.app import create_app
+from steadypay.bootstrap.api import create_app
+from steadypay.bootstrap.fraud import create_fraud_app
 from steadypay.config import Settings
-from steadypay.fraud.app import create_fraud_app
 from tests.api_client import Api, new_key
 from tests.integration.conftest import serve
 

@@ -18,11 +18,11 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import REGISTRY
 
 from steadypay import bootstrap
-from steadypay.api.app import create_app
+from steadypay.bootstrap.api import create_app
+from steadypay.bootstrap.fraud import create_fraud_app
+from steadypay.bootstrap.notifications import create_notification_app
 from steadypay.config import Settings
 from steadypay.db.pool import create_database
-from steadypay.fraud.app import create_fraud_app
-from steadypay.notifications.app import create_notification_app
 from steadypay.observability.sli import SliRecorder
 from steadypay.observability.slo import LATENCY_BOUNDS_MS
 from tests.api_client import Api

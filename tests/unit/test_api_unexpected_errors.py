@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from steadypay.api.app import create_app
+from steadypay.bootstrap.api import create_app
 from steadypay.config import Settings
 
 

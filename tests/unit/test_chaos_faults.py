@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from steadypay import errors
-from steadypay.chaos.faults import (
+from steadypay.faults.injector import (
     ChaosConfig,
     FaultInjector,
     FaultRule,
@@ -139,8 +139,8 @@ def test_invalid_rules_are_rejected() -> None:
 
 
 def test_a_production_process_refuses_to_start_with_chaos_unless_allowed() -> None:
-    from steadypay.chaos.runtime import configure_from_settings
     from steadypay.config import Environment, Settings
+    from steadypay.faults.runtime import configure_from_settings
 
     strong = "k" * 40
     production = Settings(

@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 
 from steadypay import errors
-from steadypay.api.errors import STATUS_BY_ERROR, headers_for, render_error, status_for
 from steadypay.db.pool import translate
+from steadypay.http.errors import STATUS_BY_ERROR, headers_for, render_error, status_for
 
 ALL = errors.all_error_classes()
 
@@ -23,7 +23,7 @@ def test_hierarchy_is_discovered() -> None:
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
 def test_every_class_has_an_explicit_status(cls: type[errors.SteadypayError]) -> None:
-    assert cls in STATUS_BY_ERROR, f"{cls.__name__} has no HTTP status in api/errors.py"
+    assert cls in STATUS_BY_ERROR, f"{cls.__name__} has no HTTP status in http/errors.py"
     assert status_for(cls()) == STATUS_BY_ERROR[cls]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from steadypay.db.metrics import DB_POOL_CONNECTIONS
 from steadypay.db.pool import PUBLISH_EVERY_S, Database, publish_pool_stats
-from steadypay.observability.gauges import DB_POOL_CONNECTIONS
 
 SERVICE = "unit-pool-gauges"
 

@@ -1,32 +1,22 @@
-"""The ASGI application factory.
+"""The payment API's ASGI app, assembled from its routers on the shared HTTP toolkit.
 
-``create_app(settings)`` is used by tests and by ``steadypay up`` (through :func:`app_from_env`,
-which uvicorn calls in each worker process). The container is built in the lifespan, inside the
-worker's event loop, never at import time.
+:func:`api_app` builds nothing long-lived: the composition root
+(:func:`steadypay.bootstrap.api.create_app`) hands it a lifespan that builds the container in
+the worker's event loop and the process's fault injector for the HTTP hook.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import structlog
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 
-from steadypay import __version__, bootstrap
-from steadypay.api.context import RequestIdMiddleware, request_id
-from steadypay.api.responses import error_response, json_response
 from steadypay.api.routes import (
     batch,
     chaos,
-    health,
     money,
     monitor,
     outbox,
@@ -35,23 +25,9 @@ from steadypay.api.routes import (
     wallets,
     webhooks,
 )
-from steadypay.chaos import runtime as chaos_runtime
-from steadypay.chaos.middleware import ChaosMiddleware
-from steadypay.config import Settings
-from steadypay.errors import (
-    AuthenticationError,
-    NotFound,
-    PermissionDenied,
-    SteadypayError,
-    ValidationError,
-)
-from steadypay.idempotency.service import purge_forever
-from steadypay.ledger.jobs import expire_holds_forever
-from steadypay.observability.cloudwatch import cloudwatch_export
-from steadypay.observability.metrics import MetricsMiddleware
-from steadypay.observability.sli import sli_rollups
-
-log = structlog.get_logger(__name__)
+from steadypay.faults import ChaosMiddleware, FaultInjector
+from steadypay.http import service_app
+from steadypay.http.app import Lifespan
 
 DESCRIPTION = """\
 A double-entry payment ledger on PostgreSQL. Amounts are decimal strings in major units.
@@ -60,51 +36,19 @@ Money-moving POSTs need an `Idempotency-Key` header. Authenticate with `Authoriz
 """
 
 
-def create_app(settings: Settings, container: bootstrap.Container | None = None) -> FastAPI:
-    """The app. Pass ``container`` to share one built elsewhere (tests); else it is built here."""
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = container is None
-        app.state.container = container or await bootstrap.build(settings)
-        built: bootstrap.Container = app.state.container
-        jobs = [
-            asyncio.create_task(purge_forever(built.db, settings.idempotency_purge_interval_s)),
-            asyncio.create_task(
-                expire_holds_forever(built.ledger, settings.hold_expiry_interval_s)
-            ),
-        ]
-        try:
-            async with (
-                cloudwatch_export(settings, app.state.request_observers),
-                sli_rollups(settings, built.db, app.state.request_observers) as app.state.sli,
-                chaos_runtime.following(built.db, settings),
-            ):
-                bootstrap.freeze_startup_objects()
-                yield
-        finally:
-            for job in jobs:
-                job.cancel()
-            for job in jobs:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await job
-            if owned:
-                await app.state.container.close()
-
-    app = FastAPI(
+def api_app(lifespan: Lifespan, faults: FaultInjector) -> FastAPI:
+    """The payment API: the shared stack, the fault injector's HTTP hook innermost (injected
+    faults are measured like real ones), and every router."""
+    app = service_app(
         title="steadypay",
-        version=__version__,
         description=DESCRIPTION,
+        service="api",
         lifespan=lifespan,
+        middleware=[Middleware(ChaosMiddleware, injector=faults)],
     )
-    app.state.request_observers = []
-    app.add_middleware(ChaosMiddleware)  # innermost: injected faults are measured like real ones
-    app.add_middleware(MetricsMiddleware, service="api", observers=app.state.request_observers)
-    app.add_middleware(RequestIdMiddleware)
-    install_error_handlers(app)
     routers = (
-        health.router, health.metrics_router, users.router, wallets.router, money.router,
-        webhooks.router, outbox.router, slo.router, monitor.router, chaos.router, batch.router,
+        users.router, wallets.router, money.router, webhooks.router, outbox.router,
+        slo.router, monitor.router, chaos.router, batch.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)
@@ -135,66 +79,3 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
         components.pop(unused, None)
     app.openapi_schema = schema
     return schema
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(SteadypayError)
-    async def _ours(_: Request, exc: SteadypayError) -> Response:
-        return error_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
-        return error_response(validation_error_from(exc))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        error: SteadypayError
-        if exc.status_code == 404:
-            error = NotFound("no such route")
-        elif exc.status_code == 401:
-            error = AuthenticationError()
-        elif exc.status_code == 403:
-            error = PermissionDenied()
-        else:
-            return json_response(
-                {
-                    "error": {
-                        "code": "http_error",
-                        "message": str(exc.detail),
-                        "param": None,
-                        "request_id": request_id(),
-                    }
-                },
-                exc.status_code,
-                headers=dict(exc.headers or {}),
-            )
-        return error_response(error)
-
-
-def validation_error_from(exc: RequestValidationError) -> ValidationError:
-    """The first problem of a pydantic validation failure, as our 400 error."""
-    problems = exc.errors()
-    if not problems:
-        return ValidationError()
-    first = problems[0]
-    location = [
-        str(part)
-        for part in first.get("loc", ())
-        if part not in ("body", "query", "path", "header")
-    ]
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if first.get("type") == "json_invalid":
-        return ValidationError("the request body is not valid JSON")
-    if first.get("type") == "string_type" and location and location[-1] == "amount":
-        message = 'amount must be a string such as "12.34" (JSON numbers lose cents)'
-    if first.get("type") == "missing" and not location:
-        message = "a JSON object body is required"
-    param = ".".join(location) or None
-    return ValidationError(message, param=param)
-
-
-def app_from_env() -> FastAPI:
-    """uvicorn factory for worker processes: settings come from STEADYPAY_* variables."""
-    settings = Settings()
-    bootstrap.configure_logging(settings, "api")
-    return create_app(settings)

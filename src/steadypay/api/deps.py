@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from steadypay.bootstrap import Container
+from steadypay.api.container import Container
 from steadypay.errors import PermissionDenied
 from steadypay.idempotency.domain import validate_key
 from steadypay.identity.domain import Principal

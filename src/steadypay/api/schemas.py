@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -20,6 +19,7 @@ from pydantic import (
     field_validator,
 )
 
+from steadypay.http.fields import CurrencyCode
 from steadypay.identity.domain import User
 from steadypay.ledger.domain import TransferType
 from steadypay.ledger.wallets import Entry, Wallet
@@ -31,11 +31,6 @@ AMOUNT_DOC = (
     "allows (USD 2, JPY 0, KWD 3); positive; at most 10^15 minor units."
 )
 Amount = Annotated[StrictStr, Field(description=AMOUNT_DOC, examples=["12.34"])]
-CurrencyCode = Annotated[
-    StrictStr,
-    AfterValidator(lambda code: get_currency(code).code),
-    Field(description="ISO 4217 code, upper case", examples=["USD"]),
-]
 
 
 class _Strict(BaseModel):

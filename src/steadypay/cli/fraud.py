@@ -7,8 +7,8 @@ from rich.console import Console
 
 from steadypay import __version__
 from steadypay.bootstrap import configure_logging
+from steadypay.bootstrap.fraud import create_fraud_app
 from steadypay.config import Settings
-from steadypay.fraud.app import create_fraud_app
 
 
 def run_fraud_service(settings: Settings, host: str, port: int) -> None:

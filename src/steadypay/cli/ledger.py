@@ -4,40 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
-import asyncpg
 from rich.console import Console
 from rich.table import Table
 
+from steadypay.bootstrap.tools import audit_and_record
 from steadypay.cli.database import database
 from steadypay.config import Settings
-from steadypay.ledger.audit import AuditReport, audit
-from steadypay.observability.health import record_ledger_check
-
-
-async def _audit(url: str) -> AuditReport:
-    """Audit, then record the outcome (``steadypay_ledger_check_violations`` reads the last)."""
-    conn = await asyncpg.connect(url, timeout=10)
-    try:
-        report = await audit(conn)
-        violations = sum(c.violations for c in report.checks)
-        if await record_ledger_check(conn, violations, report_json(report)) is None:
-            print(
-                "warning: the check was not recorded (no observability.ledger_checks table: "
-                "run `steadypay migrate`)",
-                file=sys.stderr,
-            )
-        return report
-    finally:
-        await conn.close()
+from steadypay.ledger.audit import report_json
 
 
 def run_check(settings: Settings, data_dir: Path, *, as_json: bool) -> bool:
     """Audit the ledger and record the outcome in ``observability.ledger_checks``."""
     with database(settings, data_dir) as target:
-        report = asyncio.run(_audit(target.url))
+        report = asyncio.run(audit_and_record(target.url))
     if as_json:
         print(json.dumps(report_json(report), indent=2, default=str))
         return report.ok
@@ -58,16 +39,3 @@ def run_check(settings: Settings, data_dir: Path, *, as_json: bool) -> bool:
             console.print(f"  [red]{check.name}[/]: {row}")
     console.print("[bold green]LEDGER OK[/]" if report.ok else "[bold red]LEDGER VIOLATED[/]")
     return report.ok
-
-
-def report_json(report: AuditReport) -> dict[str, object]:
-    return {
-        "ok": report.ok,
-        "wallets": report.wallets,
-        "transfers": report.transfers,
-        "entries": report.entries,
-        "checks": [
-            {"name": c.name, "ok": c.ok, "violations": c.violations, "sample": c.sample}
-            for c in report.checks
-        ],
-    }

@@ -100,18 +100,11 @@ def notification_service(
     host: Host = "127.0.0.1", port: Annotated[int, typer.Option(help="HTTP port")] = 8002
 ) -> None:
     """The notification service: receives events, signs and delivers them to webhooks."""
+    from steadypay.bootstrap.notifications import notification_options
     from steadypay.cli.notifications import run_notification_service
-    from steadypay.notifications.options import NotificationOptions
 
     settings = _settings()
-    options = NotificationOptions(
-        rotation_window_s=settings.webhook_rotation_window_hours * 3600,
-        max_age_s=settings.webhook_max_age_hours * 3600,
-        delivery_timeout_s=settings.webhook_timeout_s,
-        backoff_base_s=settings.webhook_backoff_base_s,
-        backoff_cap_s=settings.webhook_backoff_cap_s,
-    )
-    run_notification_service(settings, host, port, options)
+    run_notification_service(settings, host, port, notification_options(settings))
 
 
 @app.command("outbox-relay")
@@ -119,16 +112,7 @@ def outbox_relay() -> None:
     """Deliver outbox events to the notification service (several relays may run)."""
     from steadypay.cli.outbox import run_outbox_relay
 
-    settings = _settings()
-    run_outbox_relay(
-        settings,
-        batch_size=settings.outbox_batch_size,
-        delivery_batch_size=settings.outbox_delivery_batch_size,
-        lease_s=settings.outbox_lease_s,
-        max_age_s=settings.outbox_max_age_hours * 3600,
-        backoff_base_s=settings.outbox_backoff_base_s,
-        backoff_cap_s=settings.outbox_backoff_cap_s,
-    )
+    run_outbox_relay(_settings())
 
 
 # --- health monitor (steadypay.monitor) ------------------------------------------------------

@@ -9,8 +9,8 @@ from __future__ import annotations
 import uvicorn
 
 from steadypay.bootstrap import configure_logging
+from steadypay.bootstrap.notifications import create_notification_app
 from steadypay.config import Settings
-from steadypay.notifications.app import create_notification_app
 from steadypay.notifications.options import NotificationOptions
 
 

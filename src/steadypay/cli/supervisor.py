@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from steadypay.resilience.retry import exponential_s
+
 PR_SET_PDEATHSIG = 1
 STABLE_AFTER_S = 60.0
 
@@ -150,9 +152,8 @@ class Supervisor:
                 child.process = None
                 self._remove_pid(child)
                 child.crashes_in_a_row += 1
-                delay = min(
-                    self._backoff_cap_s,
-                    self._backoff_base_s * 2 ** (child.crashes_in_a_row - 1),
+                delay = exponential_s(
+                    child.crashes_in_a_row - 1, self._backoff_base_s, self._backoff_cap_s
                 )
                 child.next_start_at = now + delay
                 self._say(

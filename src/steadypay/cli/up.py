@@ -33,6 +33,7 @@ from steadypay.cli.supervisor import ChildSpec, Supervisor
 from steadypay.config import Settings
 from steadypay.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from steadypay.db.migrate import upgrade
+from steadypay.resilience.retry import exponential_s
 
 SERVICES = ("fraud", "notifications", "api", "relay", "monitor")
 
@@ -137,7 +138,7 @@ class PostgresWatchdog:
             self._cluster.start(timeout=30)
         except EmbeddedPostgresError as exc:
             self._failures += 1
-            delay = min(30.0, 2.0 ** (self._failures - 1))
+            delay = exponential_s(self._failures - 1, base_s=1.0, cap_s=30.0)
             self._next_try = self._clock() + delay
             return f"postgresql     stopped; restart failed, next try in {delay:.0f} s: {exc}"
         self._failures = 0
@@ -152,7 +153,7 @@ def run_api(settings: Settings, *, host: str, port: int, workers: int) -> None:
     os.environ.setdefault("STEADYPAY_ADMIN_KEY", settings.admin_key.get_secret_value())
     configure_logging(settings, "api")  # the parent's lines; each worker configures its own
     uvicorn.run(
-        "steadypay.api.app:app_from_env",
+        "steadypay.bootstrap.api:app_from_env",
         factory=True,
         host=host,
         port=port,

@@ -19,9 +19,10 @@ from typing import cast
 import asyncpg
 from prometheus_client import Gauge
 
-from steadypay.chaos.faults import INJECTOR
+from steadypay.db.metrics import DB_POOL_CONNECTIONS, DB_POOL_SIZE_MAX
+from steadypay.db.router import Consistency
 from steadypay.errors import DatabaseUnavailable, LedgerContention, TransactionConflict
-from steadypay.observability.gauges import DB_POOL_CONNECTIONS, DB_POOL_SIZE_MAX
+from steadypay.hooks import NO_FAULTS, FaultHook
 
 # SQLSTATE classes/codes that mean "the database is not usable right now".
 _UNAVAILABLE_SQLSTATES = frozenset(
@@ -91,7 +92,9 @@ def service_of(application_name: str) -> str:
 
 
 class Database:
-    """A pool plus deadlines: acquiring waits at most ``acquire_timeout_s``.
+    """A pool plus deadlines: acquiring waits at most ``acquire_timeout_s``. Also the
+    :class:`~steadypay.db.router.DatabaseRouter` of a single server (``writer()`` and
+    ``reader()`` are this pool).
 
     It also keeps ``steadypay_db_pool_connections{service,state}`` current: ``in_use`` and
     ``idle`` from the pool, ``waiting`` counted here (callers inside ``acquire``, blocked for a
@@ -99,8 +102,15 @@ class Database:
     every ``PUBLISH_EVERY_S``, settling on the last state), summed over this process's open
     pools of the same service (tests open several)."""
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout_s: float, service: str = "api") -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        acquire_timeout_s: float,
+        service: str = "api",
+        faults: FaultHook = NO_FAULTS,
+    ) -> None:
         self._pool = pool
+        self._faults = faults
         self._acquire_timeout_s = acquire_timeout_s
         self.service = service
         self.waiting = 0
@@ -109,6 +119,14 @@ class Database:
     @property
     def pool(self) -> asyncpg.Pool:
         return self._pool
+
+    # --- DatabaseRouter: one pool serves writes and reads of every consistency ----------
+
+    def writer(self) -> Database:
+        return self
+
+    def reader(self, consistency: Consistency = Consistency.STRONG) -> Database:
+        return self
 
     def pool_stats(self) -> PoolStats:
         """This pool's connections now (all zero once closed)."""
@@ -120,7 +138,7 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        await INJECTOR.inject("database", self.service)  # chaos, when switched on
+        await self._faults.inject("database", self.service)  # chaos, when switched on
         try:
             self.waiting += 1
             acquired = False
@@ -232,8 +250,11 @@ async def _rollback_if_in_transaction(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
-async def create_database(dsn: str, options: PoolOptions) -> Database:
-    """Open the pool. Fails fast with DatabaseUnavailable if the server cannot be reached."""
+async def create_database(
+    dsn: str, options: PoolOptions, faults: FaultHook = NO_FAULTS
+) -> Database:
+    """Open the pool. Fails fast with DatabaseUnavailable if the server cannot be reached.
+    ``faults`` is called before each acquire (the process's fault injector, if any)."""
     try:
         pool = await asyncpg.create_pool(
             dsn,
@@ -256,6 +277,6 @@ async def create_database(dsn: str, options: PoolOptions) -> Database:
         if translated is exc:
             raise
         raise translated from exc
-    db = Database(pool, options.acquire_timeout_s, service_of(options.application_name))
+    db = Database(pool, options.acquire_timeout_s, service_of(options.application_name), faults)
     publish_pool_stats(db.service, now=True)
     return db

@@ -6,7 +6,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from steadypay.config import Settings
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.fraud.service import FraudService
 from steadypay.fraud.velocity import FallbackVelocity
 from steadypay.observability.health import (
@@ -40,7 +40,7 @@ def velocity_probe(service: FraudService) -> Probe:
 
 
 def fraud_readiness(
-    settings: Settings, db: Database, redis: Redis | None, service: FraudService
+    settings: Settings, db: DatabaseRouter, redis: Redis | None, service: FraudService
 ) -> Readiness:
     timeout_s = settings.health_check_timeout_s
     probes = [pool_probe(db), postgresql_probe(db, timeout_s), velocity_probe(service)]

@@ -21,7 +21,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.errors import IdempotencyKeyReuse, ServiceUnavailable
 from steadypay.fraud.domain import Check, Facts, Verdict, WallClock
 from steadypay.fraud.velocity import Decide, Recorded, StoreName
@@ -88,13 +88,13 @@ def sender_lock_key(sender: UUID) -> int:
 class PostgresVelocity:
     name: StoreName = "postgres"
 
-    def __init__(self, db: Database, windows_s: tuple[int, ...]) -> None:
+    def __init__(self, db: DatabaseRouter, windows_s: tuple[int, ...]) -> None:
         self._db = db
         self._windows_s = list(windows_s)
 
     async def record(self, check: Check, at: datetime, decide: Decide) -> Recorded:
         fingerprint = bytes.fromhex(check.fingerprint())
-        async with self._db.transaction() as conn:
+        async with self._db.writer().transaction() as conn:
             await conn.execute(
                 "SELECT pg_advisory_xact_lock($1, $2)",
                 FRAUD_LOCK_CLASS,
@@ -160,11 +160,11 @@ def _replay(row: asyncpg.Record, fingerprint: bytes, check: Check) -> Recorded:
     return Recorded(verdict, replayed=True, store=PostgresVelocity.name)
 
 
-async def purge_once(db: Database, older_than: datetime) -> int | None:
+async def purge_once(db: DatabaseRouter, older_than: datetime) -> int | None:
     """Delete checks recorded before ``older_than``; None if another process is purging."""
     removed = 0
     while True:
-        async with db.transaction() as conn:
+        async with db.writer().transaction() as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PURGE_LOCK_ID):
                 return None
             status = await conn.execute(_PURGE, older_than, PURGE_BATCH)
@@ -175,7 +175,7 @@ async def purge_once(db: Database, older_than: datetime) -> int | None:
 
 
 async def purge_forever(
-    db: Database, retention: timedelta, interval_s: float, now: WallClock
+    db: DatabaseRouter, retention: timedelta, interval_s: float, now: WallClock
 ) -> None:
     while True:
         try:
@@ -185,3 +185,12 @@ async def purge_forever(
         except ServiceUnavailable as exc:
             log.warning("fraud_purge_skipped", reason=exc.code)
         await asyncio.sleep(interval_s)
+
+
+async def require_schema(db: DatabaseRouter) -> None:
+    """Refuse to start on a database without the fraud schema."""
+    async with db.writer().connection() as conn:
+        if await conn.fetchval("SELECT to_regclass('fraud.checks')") is None:
+            raise RuntimeError(
+                "the fraud schema is missing: run `steadypay migrate` (migration 0003) first"
+            )

@@ -15,8 +15,8 @@ from pydantic import (
     field_validator,
 )
 
-from steadypay.api.schemas import CurrencyCode
 from steadypay.fraud.domain import Check
+from steadypay.http.fields import CurrencyCode
 from steadypay.money import MAX_AMOUNT_MINOR, get_currency, parse_amount
 
 

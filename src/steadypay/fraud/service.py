@@ -8,7 +8,7 @@ from datetime import timedelta
 import structlog
 from redis.asyncio import Redis
 
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.fraud.domain import Check, Facts, Verdict, WallClock, utc_now
 from steadypay.fraud.redis_velocity import RedisVelocity
 from steadypay.fraud.repository import PostgresVelocity
@@ -55,7 +55,7 @@ def retention(rules: FraudRules, idempotency_ttl: timedelta) -> timedelta:
 
 
 def build_store(
-    db: Database,
+    db: DatabaseRouter,
     redis: Redis | None,
     rules: FraudRules,
     *,

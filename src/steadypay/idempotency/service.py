@@ -6,7 +6,7 @@ import asyncio
 
 import structlog
 
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.errors import ServiceUnavailable
 from steadypay.idempotency.repository import purge_expired
 
@@ -14,15 +14,15 @@ log = structlog.get_logger(__name__)
 PURGE_LOCK_ID = 0x5350_4944  # one purger at a time across workers and instances
 
 
-async def purge_once(db: Database) -> int | None:
+async def purge_once(db: DatabaseRouter) -> int | None:
     """Purge if no other process is purging; returns keys removed, or None if skipped."""
-    async with db.transaction() as conn:
+    async with db.writer().transaction() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PURGE_LOCK_ID):
             return None
         return await purge_expired(conn)
 
 
-async def purge_forever(db: Database, interval_s: float) -> None:
+async def purge_forever(db: DatabaseRouter, interval_s: float) -> None:
     while True:
         try:
             removed = await purge_once(db)

@@ -6,7 +6,7 @@ import uuid
 
 import asyncpg
 
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.errors import AuthenticationError, EmailTaken
 from steadypay.identity.domain import (
     ADMIN_PRINCIPAL,
@@ -19,7 +19,7 @@ from steadypay.identity.domain import (
 
 
 class Identity:
-    def __init__(self, db: Database, admin_key: str) -> None:
+    def __init__(self, db: DatabaseRouter, admin_key: str) -> None:
         if not admin_key:
             raise ValueError("an admin key is required")
         self._db = db
@@ -29,7 +29,7 @@ class Identity:
         """Create a user; returns it with its API key, which is never retrievable again."""
         api_key = new_api_key()
         try:
-            async with self._db.connection() as conn:
+            async with self._db.writer().connection() as conn:
                 row = await conn.fetchrow(
                     """
                     INSERT INTO users (id, name, email, api_key_hash) VALUES ($1, $2, $3, $4)
@@ -45,13 +45,20 @@ class Identity:
         assert row is not None
         return User(row["id"], row["name"], row["email"], row["created_at"]), api_key
 
+    async def user_exists(self, user_id: uuid.UUID) -> bool:
+        async with self._db.reader().connection() as conn:
+            found = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)", user_id
+            )
+        return bool(found)
+
     async def authenticate(self, token: str | None) -> Principal:
         """The principal of a bearer token (the part after ``Bearer ``)."""
         if not token:
             raise AuthenticationError()
         if same_secret(token, self._admin_key):
             return ADMIN_PRINCIPAL
-        async with self._db.connection() as conn:
+        async with self._db.reader().connection() as conn:
             user_id = await conn.fetchval(
                 "SELECT id FROM users WHERE api_key_hash = $1", hash_api_key(token)
             )

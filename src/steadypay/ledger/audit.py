@@ -161,3 +161,17 @@ async def audit(conn: asyncpg.Connection) -> AuditReport:
         )
     assert counts is not None
     return AuditReport(results, counts["w"], counts["t"], counts["e"])
+
+
+def report_json(report: AuditReport) -> dict[str, object]:
+    """The report as JSON: what `steadypay ledger check --json` prints and what is recorded."""
+    return {
+        "ok": report.ok,
+        "wallets": report.wallets,
+        "transfers": report.transfers,
+        "entries": report.entries,
+        "checks": [
+            {"name": c.name, "ok": c.ok, "violations": c.violations, "sample": c.sample}
+            for c in report.checks
+        ],
+    }

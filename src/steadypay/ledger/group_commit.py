@@ -18,11 +18,17 @@ fails every request in it, each of which is safe to retry with its key. One fail
 a single request: its idempotency key held elsewhere past the lock timeout
 (``IdempotencyKeyInUse``); then the batch's requests run again one call at a time, so that only
 that one gets the 409.
+
+A batch belongs to no one request, so it runs in a context of its own (empty: no request id in
+its logs, no caller's deadline), never in that of the call that happened to start it. Nothing
+done inside it may read per-request context; what it needs from a request, such as the request
+id in a stored error response, comes bound into the request (``steadypay.ledger.service.Renderer``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -89,7 +95,7 @@ class GroupCommit(Generic[Request, Result]):
                 size += len(submission[0])
                 batch.append(submission)
             self._running += 1
-            task = asyncio.create_task(self._run(batch))
+            task = asyncio.create_task(self._run(batch), context=contextvars.Context())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

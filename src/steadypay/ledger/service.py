@@ -26,7 +26,7 @@ from uuid import UUID
 
 import asyncpg
 
-from steadypay.db.pool import Database
+from steadypay.db.router import Consistency, DatabaseRouter
 from steadypay.errors import (
     HoldNotPending,
     IdempotencyKeyInUse,
@@ -49,8 +49,18 @@ from steadypay.ledger.domain import (
 )
 from steadypay.ledger.group_commit import GroupCommit
 from steadypay.observability.metrics import TRANSFER_AMOUNT, TRANSFERS
+from steadypay.resilience.retry import full_jitter
 
 Renderer = Callable[[Transfer], StoredResponse]
+"""Makes the response stored with a request's idempotency key from its transfer's outcome.
+
+The ledger knows nothing of how a response looks: the caller (the API, through ``payments``)
+passes a renderer with each request. It is called inside the write transaction, while the
+wallets' locks are held, so that the response commits with the transfer; it must therefore be
+pure and fast -- no I/O, no awaiting, and no reading of per-request context (a group-commit
+batch runs in the context of whichever call started it), everything it needs bound beforehand
+(docs/decisions/0003-ledger-write-path-and-idempotency.md, "Presentation outside the lock").
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +115,13 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: Callable[[], float]) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2^attempt))."""
-        return rng() * min(self.cap_s, self.base_s * 2.0**attempt)
+        return full_jitter(attempt, self.base_s, self.cap_s, rng)
 
 
 class Ledger:
     def __init__(
         self,
-        db: Database,
+        db: DatabaseRouter,
         *,
         retry: RetryPolicy | None = None,
         idempotency_ttl_hours: float = 24.0,
@@ -178,7 +188,7 @@ class Ledger:
             return []
         for attempt in range(self._retry.max_attempts):
             try:
-                async with self._writers, self._db.transaction() as conn:
+                async with self._writers, self._db.writer().transaction() as conn:
                     outcomes = await self._execute_once(conn, requests)
                     if check is not None:
                         check(outcomes)
@@ -280,7 +290,7 @@ class Ledger:
         """
         for attempt in range(self._retry.max_attempts):
             try:
-                async with self._writers, self._db.transaction() as conn:
+                async with self._writers, self._db.writer().transaction() as conn:
                     resolved = await self._resolve_once(conn, transfer_id, action, by)
                 count_transfers([resolved])
                 return resolved
@@ -333,7 +343,7 @@ class Ledger:
 
     async def expire_due_holds(self, limit: int = 500) -> int:
         """Void every hold whose time ran out; returns how many. Safe to run in many workers."""
-        async with self._db.connection() as conn:
+        async with self._db.writer().connection() as conn:
             due = await sql.due_holds(conn, limit)
         expired = 0
         for transfer_id in due:
@@ -347,7 +357,7 @@ class Ledger:
     async def pending_reviews(
         self, limit: int, starting_after: UUID | None
     ) -> tuple[list[Transfer], bool]:
-        async with self._db.connection() as conn:
+        async with self._db.reader(Consistency.BOUNDED).connection() as conn:
             rows = await sql.pending_reviews(conn, limit + 1, starting_after)
         return rows[:limit], len(rows) > limit
 

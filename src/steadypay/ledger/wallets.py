@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.errors import NotFound, WalletExists
 from steadypay.idempotency.domain import IdempotencyClaim
 from steadypay.ledger import repository as sql
@@ -59,12 +59,12 @@ def _wallet(row: asyncpg.Record) -> Wallet:
 
 
 class Wallets:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: DatabaseRouter) -> None:
         self._db = db
 
     async def open(self, user_id: UUID, currency: str) -> Wallet:
         try:
-            async with self._db.transaction() as conn:
+            async with self._db.writer().transaction() as conn:
                 row = await sql.insert_wallet(conn, uuid.uuid4(), user_id, currency, uuid.uuid4())
         except asyncpg.exceptions.UniqueViolationError as exc:
             raise WalletExists(param="currency") from exc
@@ -73,7 +73,7 @@ class Wallets:
         return _wallet(row)
 
     async def get(self, wallet_id: UUID) -> Wallet | None:
-        async with self._db.connection() as conn:
+        async with self._db.reader().connection() as conn:
             row = await sql.get_wallet(conn, wallet_id)
         return _wallet(row) if row else None
 
@@ -86,7 +86,7 @@ class Wallets:
         principal, key = (
             (unless_answered.principal, unless_answered.key) if unless_answered else (None, None)
         )
-        async with self._db.connection() as conn:
+        async with self._db.reader().connection() as conn:
             row = await conn.fetchrow(
                 """
                 SELECT f.user_id AS sender, u.created_at AS sender_created_at,
@@ -107,7 +107,7 @@ class Wallets:
         return Parties(row["sender"], row["receiver"], row["sender_created_at"])
 
     async def user_wallet_ids(self, user_id: UUID) -> list[UUID]:
-        async with self._db.connection() as conn:
+        async with self._db.reader().connection() as conn:
             rows = await conn.fetch("SELECT id FROM wallets WHERE user_id = $1", user_id)
         return [r["id"] for r in rows]
 
@@ -115,7 +115,7 @@ class Wallets:
         self, wallet_id: UUID, *, limit: int, starting_after: int | None
     ) -> tuple[list[Entry], bool]:
         """Newest first; returns (page, has_more)."""
-        async with self._db.connection() as conn:
+        async with self._db.reader().connection() as conn:
             rows = await sql.list_entries(conn, wallet_id, limit + 1, starting_after)
         page = [
             Entry(r["id"], r["transfer_id"], r["currency"], r["amount"], r["balance_before"],
@@ -125,13 +125,13 @@ class Wallets:
         return page, len(rows) > limit
 
     async def transfer(self, transfer_id: UUID) -> Transfer | None:
-        async with self._db.connection() as conn:
+        async with self._db.reader().connection() as conn:
             return await sql.get_transfer(conn, transfer_id)
 
     async def transfers(
         self, *, wallet_ids: Sequence[UUID] | None, limit: int, starting_after: UUID | None
     ) -> tuple[list[Transfer], bool]:
-        async with self._db.connection() as conn:
+        async with self._db.reader().connection() as conn:
             rows = await sql.list_transfers(
                 conn, wallet_ids=wallet_ids, limit=limit + 1, starting_after=starting_after
             )

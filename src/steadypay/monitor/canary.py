@@ -37,7 +37,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.identity.domain import API_KEY_PREFIX, hash_api_key
 from steadypay.money import format_amount, get_currency
 from steadypay.monitor import repository as repo
@@ -87,7 +87,7 @@ class Canary:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        db: Database,
+        db: DatabaseRouter,
         admin_key: str,
         *,
         currency: str = "USD",
@@ -114,7 +114,7 @@ class Canary:
         started = time.perf_counter()
         try:
             accounts = await self.setup()
-            async with self._db.connection() as conn:
+            async with self._db.writer().connection() as conn:
                 await conn.execute("SELECT pg_advisory_lock($1)", RUN_LOCK_KEY)
                 try:
                     observed = await self._exercise(accounts, conn)
@@ -134,7 +134,7 @@ class Canary:
         """The canary's users and wallets (created once), with their derived keys installed."""
         if self._accounts is not None:
             return self._accounts
-        async with self._db.connection() as conn:
+        async with self._db.writer().connection() as conn:
             accounts = await repo.load_canary(conn)
             if accounts is None:
                 await conn.execute("SELECT pg_advisory_lock($1)", SETUP_LOCK_KEY)

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.monitor import metrics
 from steadypay.monitor.domain import ComponentResult, Status
 
@@ -96,13 +96,13 @@ class DatabaseCheck:
                (SELECT count(*) FROM (SELECT 1 FROM wallets LIMIT 1) w) AS readable
     """
 
-    def __init__(self, db: Database, timeout_s: float) -> None:
+    def __init__(self, db: DatabaseRouter, timeout_s: float) -> None:
         self._db = db
         self._timeout_s = timeout_s
 
     async def __call__(self) -> ComponentResult:
         started = time.perf_counter()
-        async with self._db.connection() as conn:
+        async with self._db.writer().connection() as conn:
             row = await conn.fetchrow(self.QUERY, timeout=self._timeout_s)
         assert row is not None
         if row["standby"]:

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from steadypay.db.pool import Database
+from steadypay.db.router import Consistency, DatabaseRouter
 
 GATE_LOCK_KEY = 0x5354_4D4F_4E47_4154  # "STMONGAT": serialises opening failovers
 PRUNE_BATCH = 10_000
@@ -128,8 +128,8 @@ def _round(row: asyncpg.Record) -> RoundRecord:
     )
 
 
-async def insert_round(db: Database, record: RoundRecord) -> int:
-    async with db.connection() as conn:
+async def insert_round(db: DatabaseRouter, record: RoundRecord) -> int:
+    async with db.writer().connection() as conn:
         round_id: int = await conn.fetchval(
             f"""
             INSERT INTO monitor.rounds ({_ROUND_COLUMNS.replace("id, ", "", 1)})
@@ -150,11 +150,11 @@ async def insert_round(db: Database, record: RoundRecord) -> int:
 
 
 async def rounds_page(
-    db: Database, *, limit: int, starting_after: int | None
+    db: DatabaseRouter, *, limit: int, starting_after: int | None
 ) -> tuple[list[RoundRecord], bool]:
     """Rounds, newest first; ``starting_after`` is the id of the last round of the previous
     page."""
-    async with db.connection() as conn:
+    async with db.reader(Consistency.BOUNDED).connection() as conn:
         rows = await conn.fetch(
             f"""
             SELECT {_ROUND_COLUMNS} FROM monitor.rounds
@@ -166,17 +166,17 @@ async def rounds_page(
     return [_round(r) for r in rows[:limit]], len(rows) > limit
 
 
-async def recent_failovers(db: Database, limit: int = 10) -> list[Failover]:
-    async with db.connection() as conn:
+async def recent_failovers(db: DatabaseRouter, limit: int = 10) -> list[Failover]:
+    async with db.reader(Consistency.BOUNDED).connection() as conn:
         rows = await conn.fetch(
             f"SELECT {_FAILOVER_COLUMNS} FROM monitor.failovers ORDER BY id DESC LIMIT $1", limit
         )
     return [_failover(r) for r in rows]
 
 
-async def blocking_failover(db: Database, cooldown_s: float) -> Failover | None:
+async def blocking_failover(db: DatabaseRouter, cooldown_s: float) -> Failover | None:
     """The newest failover that is unacknowledged and still in its cool-down, if any."""
-    async with db.connection() as conn:
+    async with db.writer().connection() as conn:
         return await _blocking(conn, cooldown_s)
 
 
@@ -194,10 +194,10 @@ async def _blocking(conn: asyncpg.Connection, cooldown_s: float) -> Failover | N
 
 
 async def open_failover(
-    db: Database, *, monitor_id: str, reason: str, action: str, cooldown_s: float
+    db: DatabaseRouter, *, monitor_id: str, reason: str, action: str, cooldown_s: float
 ) -> tuple[Failover | None, Failover | None]:
     """(opened, blocking): open a failover (outcome ``running``) unless one blocks it."""
-    async with db.transaction() as conn:
+    async with db.writer().transaction() as conn:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", GATE_LOCK_KEY)
         blocking = await _blocking(conn, cooldown_s)
         if blocking is not None:
@@ -216,9 +216,9 @@ async def open_failover(
 
 
 async def finish_failover(
-    db: Database, failover_id: int, outcome: str, detail: dict[str, Any]
+    db: DatabaseRouter, failover_id: int, outcome: str, detail: dict[str, Any]
 ) -> None:
-    async with db.connection() as conn:
+    async with db.writer().connection() as conn:
         await conn.execute(
             """
             UPDATE monitor.failovers SET outcome = $2, detail = $3::jsonb, finished_at = now()
@@ -231,7 +231,7 @@ async def finish_failover(
 
 
 async def insert_finished_failover(
-    db: Database,
+    db: DatabaseRouter,
     *,
     monitor_id: str,
     reason: str,
@@ -241,7 +241,7 @@ async def insert_finished_failover(
     triggered_at: datetime,
 ) -> int:
     """Record a failover acted on while the database was unreachable."""
-    async with db.connection() as conn:
+    async with db.writer().connection() as conn:
         failover_id: int = await conn.fetchval(
             """
             INSERT INTO monitor.failovers
@@ -258,9 +258,9 @@ async def insert_finished_failover(
     return failover_id
 
 
-async def latest_round(db: Database, role: str | None = None) -> RoundRecord | None:
+async def latest_round(db: DatabaseRouter, role: str | None = None) -> RoundRecord | None:
     """The newest round (of the leader, with ``role="leader"``)."""
-    async with db.connection() as conn:
+    async with db.reader().connection() as conn:
         row = await conn.fetchrow(
             f"""
             SELECT {_ROUND_COLUMNS} FROM monitor.rounds
@@ -271,9 +271,9 @@ async def latest_round(db: Database, role: str | None = None) -> RoundRecord | N
     return _round(row) if row else None
 
 
-async def acknowledge_failover(db: Database, failover_id: int, by: str) -> Failover | None:
+async def acknowledge_failover(db: DatabaseRouter, failover_id: int, by: str) -> Failover | None:
     """Acknowledge a failover (idempotent: a second ack keeps the first's time)."""
-    async with db.connection() as conn:
+    async with db.writer().connection() as conn:
         row = await conn.fetchrow(
             f"""
             UPDATE monitor.failovers
@@ -287,11 +287,11 @@ async def acknowledge_failover(db: Database, failover_id: int, by: str) -> Failo
     return _failover(row) if row else None
 
 
-async def prune_rounds(db: Database, keep_s: float) -> int:
+async def prune_rounds(db: DatabaseRouter, keep_s: float) -> int:
     """Delete rounds older than ``keep_s`` seconds, in batches; returns how many."""
     total = 0
     while True:
-        async with db.connection() as conn:
+        async with db.writer().connection() as conn:
             status = await conn.execute(
                 """
                 DELETE FROM monitor.rounds WHERE id IN (

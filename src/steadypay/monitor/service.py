@@ -23,7 +23,7 @@ import httpx
 import structlog
 
 from steadypay.config import Settings
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.monitor import metrics
 from steadypay.monitor import repository as repo
 from steadypay.monitor.actions import (
@@ -90,7 +90,7 @@ class _Pending:
 class Monitor:
     config: MonitorConfig
     checks: Sequence[NamedCheck]
-    db: Database
+    db: DatabaseRouter
     lease: LeaderLease
     action: FailoverAction
     clock: Callable[[], float] = time.monotonic

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from steadypay.config import Settings
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.notifications.service import NotificationService
 from steadypay.observability.health import (
     BacklogLimits,
@@ -48,7 +48,7 @@ def deliveries_probe(
 
 
 def notification_readiness(
-    settings: Settings, db: Database, service: NotificationService, worker: asyncio.Task[None]
+    settings: Settings, db: DatabaseRouter, service: NotificationService, worker: asyncio.Task[None]
 ) -> Readiness:
     timeout_s = settings.health_check_timeout_s
     limits = BacklogLimits(settings.health_backlog_warn, settings.health_backlog_age_warn_s)

@@ -1,20 +1,29 @@
-"""The notification service's tunables (defaults are the production values)."""
+"""The notification service's tunables (defaults are the production values; those that
+``STEADYPAY_WEBHOOK_*`` sets come from the same constants in :mod:`steadypay.config`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from steadypay.config.contexts import (
+    WEBHOOK_BACKOFF_BASE_S,
+    WEBHOOK_BACKOFF_CAP_S,
+    WEBHOOK_MAX_AGE_HOURS,
+    WEBHOOK_ROTATION_WINDOW_HOURS,
+    WEBHOOK_TIMEOUT_S,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class NotificationOptions:
-    rotation_window_s: float = 24 * 3600
+    rotation_window_s: float = WEBHOOK_ROTATION_WINDOW_HOURS * 3600
     """After a secret rotation, deliveries are signed with the old secret too this long."""
-    max_age_s: float = 72 * 3600
+    max_age_s: float = WEBHOOK_MAX_AGE_HOURS * 3600
     """A delivery is retried until this long after the event was created, then ``failed``."""
-    delivery_timeout_s: float = 5.0
+    delivery_timeout_s: float = WEBHOOK_TIMEOUT_S
     """Deadline of one POST to a webhook endpoint (connect, send, answer)."""
-    backoff_base_s: float = 5.0
-    backoff_cap_s: float = 3600.0
+    backoff_base_s: float = WEBHOOK_BACKOFF_BASE_S
+    backoff_cap_s: float = WEBHOOK_BACKOFF_CAP_S
     lease_s: float = 30.0
     """How long a claimed delivery is reserved for the worker that claimed it."""
     batch_size: int = 50

@@ -11,9 +11,8 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError as PydanticValidationError
 
-from steadypay.api.responses import json_response
-from steadypay.api.routes.health import READY_SUMMARY, health_response, readiness_of
 from steadypay.errors import AuthenticationError, ValidationError
+from steadypay.http.responses import json_response
 from steadypay.identity.domain import same_secret
 from steadypay.notifications.domain import delivery_json, endpoint_json
 from steadypay.notifications.schemas import CreateEndpointIn, EventIn
@@ -191,16 +190,3 @@ async def list_deliveries(
         endpoint_id, user_id=user_id, limit=limit, starting_after=starting_after
     )
     return json_response({"data": [delivery_json(d) for d in page], "has_more": has_more})
-
-
-health = APIRouter(prefix="/health", tags=["health"])
-
-
-@health.get("/live", summary="The process is up")
-async def live() -> Response:
-    return json_response({"status": "ok"})
-
-
-@health.get("/ready", summary=READY_SUMMARY)
-async def ready(request: Request) -> Response:
-    return health_response(await readiness_of(request).report())

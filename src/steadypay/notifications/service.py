@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from steadypay.db.pool import Database
+from steadypay.db.router import Consistency, DatabaseRouter
 from steadypay.errors import IdempotencyKeyReuse, NotFound
 from steadypay.notifications import repository
 from steadypay.notifications.domain import (
@@ -42,7 +42,7 @@ class Received:
 class NotificationService:
     def __init__(
         self,
-        db: Database,
+        db: DatabaseRouter,
         options: NotificationOptions,
         *,
         allow_private_urls: bool,
@@ -70,7 +70,7 @@ class NotificationService:
                     event.created_at,
                     sorted(set(event.user_ids)),
                 )
-        async with self._db.connection() as conn:
+        async with self._db.writer().connection() as conn:
             created = await repository.insert_events(
                 conn, list(first.values()), self._options.max_age_s
             )
@@ -88,7 +88,7 @@ class NotificationService:
         """A new endpoint with a new secret (created True); with an ``idempotency_key`` seen
         before, the endpoint that key created (created False)."""
         url = validate_webhook_url(url, allow_private=self._allow_private_urls)
-        async with self._db.connection() as conn:
+        async with self._db.writer().connection() as conn:
             endpoint, created = await repository.insert_endpoint(
                 conn, user_id, url, new_secret(), idempotency_key
             )
@@ -99,7 +99,7 @@ class NotificationService:
     async def rotate_secret(
         self, endpoint_id: UUID, *, user_id: UUID | None, rotation_key: str | None
     ) -> WebhookEndpoint:
-        async with self._db.connection() as conn:
+        async with self._db.writer().connection() as conn:
             endpoint = await repository.get_endpoint(conn, endpoint_id)
             _check_owner(endpoint, user_id)
             rotated = await repository.rotate_secret(
@@ -116,12 +116,12 @@ class NotificationService:
         limit: int,
         starting_after: UUID | None,
     ) -> tuple[list[Delivery], bool]:
-        async with self._db.connection() as conn:
+        async with self._db.reader(Consistency.BOUNDED).connection() as conn:
             _check_owner(await repository.get_endpoint(conn, endpoint_id), user_id)
             return await repository.deliveries_page(conn, endpoint_id, limit, starting_after)
 
     async def backlog(self, *, timeout_s: float = 1.0) -> dict[str, Any]:
-        async with self._db.connection() as conn:
+        async with self._db.reader(Consistency.BOUNDED).connection() as conn:
             row = await repository.backlog(conn, timeout_s)
         oldest = row["oldest_due_s"]
         return {

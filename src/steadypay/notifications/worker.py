@@ -23,13 +23,13 @@ import httpx
 import structlog
 
 from steadypay import __version__
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.errors import ServiceUnavailable
 from steadypay.notifications import repository
 from steadypay.notifications.domain import ClaimedDelivery, DeliveryStatus
 from steadypay.notifications.options import NotificationOptions
 from steadypay.notifications.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
-from steadypay.resilience.retry import retry_delay_s
+from steadypay.resilience.retry import poll_backoff_s, retry_delay_s
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +51,7 @@ def webhook_http_client(
 class DeliveryWorker:
     def __init__(
         self,
-        db: Database,
+        db: DatabaseRouter,
         http: httpx.AsyncClient,
         options: NotificationOptions,
         *,
@@ -73,7 +73,7 @@ class DeliveryWorker:
 
     async def run_once(self) -> dict[str, int]:
         claimed_at = self._monotonic()
-        async with self._db.connection() as conn:
+        async with self._db.writer().connection() as conn:
             claimed = await repository.claim_deliveries(
                 conn, self._options.batch_size, self._options.lease_s
             )
@@ -99,14 +99,14 @@ class DeliveryWorker:
                 counts = await self.run_once()
             except ServiceUnavailable as exc:
                 failures += 1
-                delay = min(30.0, self._options.poll_interval_s * 2.0 ** min(failures, 6))
+                delay = poll_backoff_s(failures, self._options.poll_interval_s)
                 log.warning("webhook_worker_db_unavailable", error=exc.code, retry_in_s=delay)
                 await self._sleep(stop, delay)
                 continue
             except Exception:  # a bug must not stop webhook delivery for good
                 failures += 1
                 log.exception("webhook_worker_error")
-                await self._sleep(stop, min(30.0, self._options.poll_interval_s * 2.0**failures))
+                await self._sleep(stop, poll_backoff_s(failures, self._options.poll_interval_s))
                 continue
             failures = 0
             if counts["claimed"] < self._options.batch_size:
@@ -128,11 +128,11 @@ class DeliveryWorker:
         options = self._options
         try:
             if self._monotonic() - claimed_at + options.delivery_timeout_s + 1 >= options.lease_s:
-                async with self._db.connection() as conn:
+                async with self._db.writer().connection() as conn:
                     await repository.release(conn, delivery.id, delivery.attempts)
                 return "deferred"
             status_code, error = await self._post(delivery)
-            async with self._db.connection() as conn:
+            async with self._db.writer().connection() as conn:
                 if error is None:
                     assert status_code is not None
                     await repository.mark_delivered(conn, delivery.id, status_code)

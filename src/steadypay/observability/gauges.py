@@ -19,18 +19,6 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-DB_POOL_CONNECTIONS = Gauge(
-    "steadypay_db_pool_connections",
-    "PostgreSQL pool connections by state: in_use, idle, waiting (callers blocked in acquire)",
-    ["service", "state"],
-    multiprocess_mode="livesum",
-)
-DB_POOL_SIZE_MAX = Gauge(
-    "steadypay_db_pool_size_max",
-    "The PostgreSQL pools' maximum size, summed over workers",
-    ["service"],
-    multiprocess_mode="livesum",
-)
 PROBE_LATENCY = Gauge(
     "steadypay_probe_latency_seconds",
     "Latency of the last health probe of a datastore (NaN when the probe failed)",

@@ -18,7 +18,6 @@ Nothing here imports a web framework: the routes turn a :class:`HealthReport` in
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -27,26 +26,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-import asyncpg
 import structlog
 from redis.asyncio import Redis
 
 from steadypay import __version__
-from steadypay.db.pool import Database, publish_pool_stats
+from steadypay.db.pool import publish_pool_stats
+from steadypay.db.router import DatabaseRouter
 from steadypay.errors import SteadypayError
-from steadypay.observability.gauges import (
-    HOLDS_OPEN,
-    HOLDS_OPEN_AMOUNT,
-    LEDGER_CHECK_TIMESTAMP,
-    LEDGER_CHECK_VIOLATIONS,
-    OUTBOX_DEAD,
-    OUTBOX_OLDEST_PENDING_AGE,
-    OUTBOX_PENDING,
-    PROBE_LATENCY,
-)
-from steadypay.outbox.service import outbox_backlog
-from steadypay.resilience.client import ReliableServiceClient
-from steadypay.resilience.registry import HEALTHY, Dependencies
+from steadypay.observability.gauges import PROBE_LATENCY
 
 log = structlog.get_logger(__name__)
 
@@ -205,13 +192,13 @@ def _describe(exc: BaseException) -> str:
 # --- probes ---------------------------------------------------------------------------------
 
 
-def postgresql_probe(db: Database, timeout_s: float) -> Probe:
-    """``postgresql:responseTime``: a ``SELECT 1`` through the pool (acquire included), in ms.
+def postgresql_probe(db: DatabaseRouter, timeout_s: float) -> Probe:
+    """``postgresql:responseTime``: a ``SELECT 1`` on the primary's pool (acquire included), in ms.
     Critical: without its database a service can do nothing useful."""
     key = "postgresql:responseTime"
 
     async def query() -> None:
-        async with db.connection() as conn:
+        async with db.writer().connection() as conn:
             await conn.fetchval("SELECT 1", timeout=timeout_s)
 
     async def run() -> list[Check]:
@@ -234,7 +221,7 @@ async def _timed(gauge: Any, action: Coroutine[Any, Any, None]) -> float:
     return elapsed
 
 
-def pool_probe(db: Database) -> Probe:
+def pool_probe(db: DatabaseRouter) -> Probe:
     """``postgresql:connections``: connections in use in this process's pool; ``warn`` while
     callers wait for one (the pool is exhausted). Also refreshes the pool gauges. List it
     first: it reads the pool before the other probes take connections from it."""
@@ -269,35 +256,6 @@ def redis_probe(redis: Redis, service: str, timeout_s: float) -> Probe:
     return Probe(key, "datastore", False, run)
 
 
-def circuit_probes(dependencies: Dependencies) -> list[Probe]:
-    """``<dependency>:circuit`` for each configured dependency: the breaker's state as this
-    process sees it (shared through Redis when configured). Not closed: ``warn``, or ``fail``
-    for a dependency configured as critical."""
-    return [
-        _circuit_probe(name, client, name in dependencies.critical)
-        for name, client in sorted(dependencies.clients.items())
-    ]
-
-
-def _circuit_probe(name: str, client: ReliableServiceClient, critical: bool) -> Probe:
-    key = f"{name}:circuit"
-
-    async def run() -> list[Check]:
-        snapshot = await client.pipeline.breaker.snapshot()
-        state = snapshot.state.name.lower()
-        if snapshot.state in HEALTHY:
-            return [Check(key, "component", Status.PASS, state)]
-        output = f"circuit {state}"
-        if snapshot.retry_after_s is not None:
-            output += f"; next trial call in {snapshot.retry_after_s:.1f} s"
-        if critical:
-            output += " (critical dependency)"
-        status = Status.FAIL if critical else Status.WARN
-        return [Check(key, "component", status, state, output=output)]
-
-    return Probe(key, "component", critical, run)
-
-
 @dataclass(frozen=True, slots=True)
 class BacklogLimits:
     """Above either limit a backlog check says ``warn``."""
@@ -329,89 +287,3 @@ def backlog_checks(
             f"the oldest has waited {age:g} s (warn above {limits.oldest_age_s:g} s)",
         ),
     ]  # fmt: skip
-
-
-def outbox_probe(db: Database, limits: BacklogLimits, timeout_s: float) -> Probe:
-    """``outbox:backlog`` (pending events) and ``outbox:oldestPendingAge`` (s): events waiting
-    for the relay. Not critical (payments go on; notifications are late). Also refreshes the
-    outbox gauges."""
-
-    async def run() -> list[Check]:
-        found = await outbox_backlog(db, timeout_s=timeout_s)
-        _set_outbox_gauges(found)
-        return backlog_checks("outbox", found["pending"], found["oldest_pending_age_s"], limits)
-
-    return Probe("outbox:backlog", "component", False, run)
-
-
-# --- DB-derived gauges, refreshed at scrape time -------------------------------------------
-
-_HOLDS_SQL = """
-SELECT currency, count(*) AS holds, sum(amount)::bigint AS amount
-FROM transfers WHERE status = 'pending_review'
-GROUP BY currency
-"""
-_LAST_CHECK_SQL = """
-SELECT violations, extract(epoch FROM checked_at)::float8 AS checked_at
-FROM observability.ledger_checks ORDER BY id DESC LIMIT 1
-"""
-
-_RECORD_CHECK_SQL = """
-INSERT INTO observability.ledger_checks (violations, report) VALUES ($1, $2::jsonb)
-RETURNING id
-"""
-
-_held_currencies: set[str] = set()
-"""Currencies this process has seen holds in: set to 0 when their last hold resolves."""
-_ledger_check_known = False
-
-
-async def record_ledger_check(
-    conn: asyncpg.Connection, violations: int, report: dict[str, Any]
-) -> int | None:
-    """Store the outcome of a ledger check in ``observability.ledger_checks`` (the last one
-    feeds ``steadypay_ledger_check_violations``). Its id, or None when the table does not exist
-    (migration 0005 not applied)."""
-    try:
-        found: int = await conn.fetchval(
-            _RECORD_CHECK_SQL, violations, json.dumps(report, default=str), timeout=10
-        )
-    except asyncpg.UndefinedTableError:
-        return None
-    return found
-
-
-def _set_outbox_gauges(found: dict[str, Any]) -> None:
-    OUTBOX_PENDING.set(found["pending"])
-    OUTBOX_OLDEST_PENDING_AGE.set(found["oldest_pending_age_s"] or 0.0)
-    OUTBOX_DEAD.set(found["dead"])
-
-
-async def refresh_state_gauges(db: Database, timeout_s: float) -> None:
-    """Read open holds and the last ledger check into their gauges (one connection, each query
-    limited to ``timeout_s``; the outbox gauges are set by :func:`outbox_probe`). On failure
-    the gauges keep their last value, except that a ledger-check gauge this process never
-    read becomes -1 (unknown) rather than staying at 0."""
-    global _ledger_check_known
-    try:
-        async with db.connection() as conn:
-            holds = await conn.fetch(_HOLDS_SQL, timeout=timeout_s)
-            try:
-                last = await conn.fetchrow(_LAST_CHECK_SQL, timeout=timeout_s)
-            except asyncpg.UndefinedTableError:  # migration 0005 not applied: never recorded
-                last = None
-    except BaseException:
-        if not _ledger_check_known:
-            LEDGER_CHECK_VIOLATIONS.set(-1)
-        raise
-    HOLDS_OPEN.set(sum(r["holds"] for r in holds))
-    amounts = {r["currency"]: r["amount"] for r in holds}
-    _held_currencies.update(amounts)
-    for currency in _held_currencies:
-        HOLDS_OPEN_AMOUNT.labels(currency).set(amounts.get(currency, 0))
-    if last is None:
-        LEDGER_CHECK_VIOLATIONS.set(-1)
-    else:
-        LEDGER_CHECK_VIOLATIONS.set(last["violations"])
-        LEDGER_CHECK_TIMESTAMP.set(last["checked_at"])
-    _ledger_check_known = True

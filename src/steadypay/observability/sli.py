@@ -36,7 +36,7 @@ import structlog
 from prometheus_client import Counter
 
 from steadypay.config import Settings
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.errors import SteadypayError
 from steadypay.observability.metrics import RequestObserver
 from steadypay.observability.slo import LATENCY_BOUNDS_MS
@@ -175,7 +175,7 @@ class SliRecorder:
                 newer.add(counts)
         self._trim()
 
-    async def flush(self, db: Database, timeout_s: float | None = None) -> bool:
+    async def flush(self, db: DatabaseRouter, timeout_s: float | None = None) -> bool:
         """Upsert every pending minute in one statement. False (the data kept for the next
         flush) when the database cannot take it; never raises for that."""
         async with self._lock:
@@ -196,7 +196,7 @@ class SliRecorder:
                 raise
             return True
 
-    async def _write(self, db: Database, batch: dict[tuple[str, int], _Minute]) -> None:
+    async def _write(self, db: DatabaseRouter, batch: dict[tuple[str, int], _Minute]) -> None:
         # Sorted, so two workers lock shared rows in the same order (no deadlock).
         rows = [
             {
@@ -209,11 +209,11 @@ class SliRecorder:
             }
             for (service, minute), counts in sorted(batch.items())
         ]
-        async with db.connection() as conn:
+        async with db.writer().connection() as conn:
             await conn.execute(_UPSERT, json.dumps(rows), self._bounds_ms)
 
 
-async def flush_forever(recorder: SliRecorder, db: Database, interval_s: float) -> None:
+async def flush_forever(recorder: SliRecorder, db: DatabaseRouter, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
         try:
@@ -231,7 +231,7 @@ class SliRollups:
     def __init__(
         self,
         recorder: SliRecorder,
-        db: Database,
+        db: DatabaseRouter,
         observers: list[RequestObserver],
         interval_s: float,
     ) -> None:
@@ -243,7 +243,7 @@ class SliRollups:
 
     @classmethod
     def start(
-        cls, settings: Settings, db: Database, observers: list[RequestObserver]
+        cls, settings: Settings, db: DatabaseRouter, observers: list[RequestObserver]
     ) -> SliRollups:
         return cls(
             SliRecorder.from_settings(settings), db, observers, settings.sli_flush_interval_s
@@ -263,7 +263,7 @@ class SliRollups:
 
 @contextlib.asynccontextmanager
 async def sli_rollups(
-    settings: Settings, db: Database, observers: list[RequestObserver]
+    settings: Settings, db: DatabaseRouter, observers: list[RequestObserver]
 ) -> AsyncIterator[SliRollups]:
     """SLI rollups for the lifespan of an app: recording from entry, written at exit."""
     rollups = SliRollups.start(settings, db, observers)

@@ -24,14 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from steadypay.db.pool import Database
+from steadypay.config import LATENCY_BOUNDS_MS as LATENCY_BOUNDS_MS
+from steadypay.db.router import Consistency
 
-LATENCY_BOUNDS_MS: tuple[int, ...] = (
-    5, 10, 25, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10000, 30000,
-)  # fmt: skip
-"""Upper bounds (inclusive, milliseconds) of the rollups' latency buckets. Requests slower than
-the last bound are counted in ``total`` only."""
+if TYPE_CHECKING:
+    from steadypay.db.router import DatabaseRouter
 
 WINDOWS: Mapping[str, timedelta] = {
     "5m": timedelta(minutes=5),
@@ -188,7 +185,7 @@ GROUP BY w.name
 
 
 async def window_counts(
-    db: Database,
+    db: DatabaseRouter,
     service: str,
     windows: Mapping[str, timedelta],
     latency_threshold_ms: int,
@@ -202,9 +199,34 @@ async def window_counts(
     end = now or datetime.now(UTC)
     names = list(windows)
     since = [end - windows[name] for name in names]
-    async with db.connection() as conn:
+    async with db.reader(Consistency.BOUNDED).connection() as conn:
         rows = await conn.fetch(_WINDOW_SUMS, service, names, since, latency_threshold_ms, end)
     return {
         r["name"]: WindowCounts(r["total"], r["failed"], r["timeouts"], r["within_latency"])
         for r in rows
     }
+
+
+class SloReports:
+    """``/v1/admin/slo``: a service's SLO report over a window, from the rollups."""
+
+    def __init__(self, db: DatabaseRouter, *, objective: float, latency_threshold_ms: int) -> None:
+        self._db = db
+        self.objective = objective
+        self.latency_threshold_ms = latency_threshold_ms
+
+    async def report(
+        self, window: str, service: str, now: datetime | None = None
+    ) -> dict[str, Any]:
+        at = now or datetime.now(UTC)
+        counts = await window_counts(
+            self._db, service, windows_for(window), self.latency_threshold_ms, at
+        )
+        return slo_report(
+            window=window,
+            service=service,
+            objective=self.objective,
+            latency_threshold_ms=self.latency_threshold_ms,
+            counts=counts,
+            now=at,
+        )

@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.errors import CircuitOpenError, DependencyUnavailable, ServiceUnavailable
 from steadypay.observability.gauges import OUTBOX_DELIVERY_ATTEMPTS
 from steadypay.outbox import repository
@@ -42,8 +42,9 @@ from steadypay.outbox.domain import (
     RelayStats,
     describe_failure,
 )
+from steadypay.outbox.options import RelayOptions
 from steadypay.resilience.client import ReliableServiceClient
-from steadypay.resilience.retry import retry_delay_s
+from steadypay.resilience.retry import poll_backoff_s, retry_delay_s
 
 log = structlog.get_logger(__name__)
 
@@ -75,42 +76,27 @@ _METRIC_OUTCOME = {
 class OutboxRelay:
     def __init__(
         self,
-        db: Database,
+        db: DatabaseRouter,
         client: ReliableServiceClient,
+        options: RelayOptions | None = None,
         *,
-        batch_size: int = 100,
-        delivery_batch_size: int = 100,
-        lease_s: float = 30.0,
-        max_age_s: float = 72 * 3600,
-        backoff_base_s: float = 1.0,
-        backoff_cap_s: float = 600.0,
-        concurrency: int = 16,
         headers: Mapping[str, str] | None = None,
         path: str = EVENTS_PATH,
         rng: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if batch_size < 1 or concurrency < 1 or delivery_batch_size < 1:
-            raise ValueError("batch_size, delivery_batch_size and concurrency must be at least 1")
-        if lease_s <= 0 or max_age_s <= 0 or backoff_base_s < 0 or backoff_cap_s < 0:
-            raise ValueError("lease_s and max_age_s must be positive, backoffs non-negative")
+        options = options or RelayOptions()
         self._delivery_budget_s = client.pipeline.config.total_timeout_s
-        if self._delivery_budget_s >= lease_s:
+        if self._delivery_budget_s >= options.lease_s:
             raise ValueError(
-                f"lease_s ({lease_s}) must exceed the {client.dependency!r} dependency's "
+                f"lease_s ({options.lease_s}) must exceed the {client.dependency!r} dependency's "
                 f"total_timeout_s ({self._delivery_budget_s}): a lease must outlive a delivery"
             )
         self._db = db
         self._client = client
-        self._batch_size = batch_size
-        self._delivery_batch_size = delivery_batch_size
+        self._options = options
         self._batch_path = path + BATCH_SUFFIX
         self._one_by_one_until = -math.inf
-        self._lease_s = lease_s
-        self._max_age_s = max_age_s
-        self._backoff_base_s = backoff_base_s
-        self._backoff_cap_s = backoff_cap_s
-        self._concurrency = concurrency
         self._headers = dict(headers or {})
         self._path = path
         self._rng = rng
@@ -118,8 +104,8 @@ class OutboxRelay:
 
     async def claim(self) -> list[OutboxEvent]:
         """Lease up to ``batch_size`` due events, oldest first."""
-        async with self._db.connection() as conn:
-            return await repository.claim(conn, self._batch_size, self._lease_s)
+        async with self._db.writer().connection() as conn:
+            return await repository.claim(conn, self._options.batch_size, self._options.lease_s)
 
     async def run_once(self) -> RelayStats:
         """Claim one batch and attempt each event (at most ``concurrency`` at a time)."""
@@ -128,7 +114,7 @@ class OutboxRelay:
         stats = RelayStats(claimed=len(events))
         if not events:
             return stats
-        slots = asyncio.Semaphore(self._concurrency)
+        slots = asyncio.Semaphore(self._options.concurrency)
 
         async def bounded(job: list[OutboxEvent]) -> list[_Outcome]:
             async with slots:
@@ -136,8 +122,8 @@ class OutboxRelay:
                     return [await self._attempt(job[0], claimed_at)]
                 return await self._attempt_batch(job, claimed_at)
 
-        if self._delivery_batch_size > 1 and self._monotonic() >= self._one_by_one_until:
-            size = self._delivery_batch_size
+        size = self._options.delivery_batch_size
+        if size > 1 and self._monotonic() >= self._one_by_one_until:
             jobs = [events[i : i + size] for i in range(0, len(events), size)]
         else:
             jobs = [[event] for event in events]
@@ -157,41 +143,42 @@ class OutboxRelay:
         )
         return stats
 
-    async def run_forever(self, stop: asyncio.Event, idle_sleep_s: float = 0.5) -> None:
+    async def run_forever(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set. A full batch is followed at once by the next; otherwise
-        the relay sleeps ``idle_sleep_s``. Database trouble is logged and waited out."""
-        log.info("outbox_relay_started", batch_size=self._batch_size, lease_s=self._lease_s)
+        the relay sleeps ``idle_sleep_s``. DatabaseRouter trouble is logged and waited out."""
+        options = self._options
+        log.info("outbox_relay_started", batch_size=options.batch_size, lease_s=options.lease_s)
         failures = 0
         while not stop.is_set():
             try:
                 stats = await self.run_once()
             except ServiceUnavailable as exc:
                 failures += 1
-                delay = min(30.0, idle_sleep_s * 2.0 ** min(failures, 6))
+                delay = poll_backoff_s(failures, options.idle_sleep_s)
                 log.warning("outbox_relay_db_unavailable", error=exc.code, retry_in_s=delay)
                 await _sleep_unless(stop, delay)
                 continue
             except Exception:  # a bug must not stop event delivery for good
                 failures += 1
                 log.exception("outbox_relay_error")
-                await _sleep_unless(stop, min(30.0, idle_sleep_s * 2.0 ** min(failures, 6)))
+                await _sleep_unless(stop, poll_backoff_s(failures, options.idle_sleep_s))
                 continue
             failures = 0
-            if stats.claimed < self._batch_size:
-                await _sleep_unless(stop, idle_sleep_s)
+            if stats.claimed < options.batch_size:
+                await _sleep_unless(stop, options.idle_sleep_s)
         log.info("outbox_relay_stopped")
 
     def _lease_too_short(self, claimed_at: float) -> bool:
-        return self._monotonic() - claimed_at + self._delivery_budget_s >= self._lease_s
+        return self._monotonic() - claimed_at + self._delivery_budget_s >= self._options.lease_s
 
     async def _attempt(self, event: OutboxEvent, claimed_at: float) -> _Outcome:
         try:
             if self._lease_too_short(claimed_at):
-                async with self._db.connection() as conn:
+                async with self._db.writer().connection() as conn:
                     await repository.release_many(conn, [(event.id, event.attempts)])
                 return _Outcome.DEFERRED
             status_code, error, delay_floor = await self._post(event)
-            async with self._db.connection() as conn:
+            async with self._db.writer().connection() as conn:
                 if error is None:
                     await repository.mark_delivered_many(conn, [event.id])
                     log.debug("outbox_event_delivered", event_id=str(event.id), type=event.type)
@@ -206,7 +193,7 @@ class OutboxRelay:
         delivered in one statement, and schedule a retry for each one that was not."""
         try:
             if self._lease_too_short(claimed_at):
-                async with self._db.connection() as conn:
+                async with self._db.writer().connection() as conn:
                     await repository.release_many(conn, [(e.id, e.attempts) for e in events])
                 return [_Outcome.DEFERRED] * len(events)
             status_code, answers, delay_floor = await self._post_batch(events)
@@ -217,7 +204,7 @@ class OutboxRelay:
                 )
                 return [await self._attempt(e, claimed_at) for e in events]
             outcomes: list[_Outcome] = []
-            async with self._db.connection() as conn:
+            async with self._db.writer().connection() as conn:
                 delivered = [e.id for e, a in zip(events, answers, strict=True) if a is None]
                 if delivered:
                     await repository.mark_delivered_many(conn, delivered)
@@ -241,9 +228,10 @@ class OutboxRelay:
         error: str,
         delay_floor: float,
     ) -> _Outcome:
+        options = self._options
         delay = max(
             delay_floor,
-            retry_delay_s(event.attempts, self._backoff_base_s, self._backoff_cap_s, self._rng),
+            retry_delay_s(event.attempts, options.backoff_base_s, options.backoff_cap_s, self._rng),
         )
         status = await repository.record_failure(
             conn,
@@ -251,7 +239,7 @@ class OutboxRelay:
             event.attempts,
             delay_s=delay,
             error=describe_failure(status_code, error),
-            max_age_s=self._max_age_s,
+            max_age_s=options.max_age_s,
         )
         if status is OutboxStatus.DEAD:
             log.error(

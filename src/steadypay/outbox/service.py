@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from steadypay.db.pool import Database
+from steadypay.db.router import Consistency, DatabaseRouter
 from steadypay.errors import Conflict, NotFound, ValidationError
 from steadypay.outbox import repository
 from steadypay.outbox.domain import OutboxEvent, OutboxStatus
 
 
 async def list_events(
-    db: Database, status: OutboxStatus, *, limit: int = 10, starting_after: UUID | None = None
+    db: DatabaseRouter, status: OutboxStatus, *, limit: int = 10, starting_after: UUID | None = None
 ) -> tuple[list[OutboxEvent], bool]:
     """A page of events with ``status``, oldest first; ``starting_after`` is an event id."""
-    async with db.connection() as conn:
+    async with db.reader(Consistency.BOUNDED).connection() as conn:
         after_seq = None
         if starting_after is not None:
             after_seq = await repository.seq_of(conn, starting_after)
@@ -24,13 +24,13 @@ async def list_events(
         return await repository.page(conn, status, limit, after_seq)
 
 
-async def redeliver(db: Database, event_id: UUID) -> OutboxEvent:
+async def redeliver(db: DatabaseRouter, event_id: UUID) -> OutboxEvent:
     """Put a dead (or pending) event back in line, due now.
 
     A dead event is older than the relay's ``max_age_s``, so it gets one more attempt: delivered
     if it succeeds, dead again at once if it fails.
     """
-    async with db.connection() as conn:
+    async with db.writer().connection() as conn:
         event = await repository.make_due(conn, event_id)
         if event is not None:
             return event
@@ -40,9 +40,9 @@ async def redeliver(db: Database, event_id: UUID) -> OutboxEvent:
     raise Conflict(f"the event is {status.value}; only pending or dead events can be redelivered")
 
 
-async def outbox_backlog(db: Database, *, timeout_s: float = 1.0) -> dict[str, Any]:
+async def outbox_backlog(db: DatabaseRouter, *, timeout_s: float = 1.0) -> dict[str, Any]:
     """For /health/ready: ``{"pending", "oldest_pending_age_s", "dead"}``."""
-    async with db.connection() as conn:
+    async with db.reader(Consistency.BOUNDED).connection() as conn:
         row = await repository.backlog(conn, timeout_s)
     oldest = row["oldest_age_s"]
     return {
@@ -50,3 +50,18 @@ async def outbox_backlog(db: Database, *, timeout_s: float = 1.0) -> dict[str, A
         "oldest_pending_age_s": round(max(oldest, 0.0), 3) if oldest is not None else None,
         "dead": row["dead"],
     }
+
+
+class OutboxAdmin:
+    """The operator's use cases on the outbox, on this process's database."""
+
+    def __init__(self, db: DatabaseRouter) -> None:
+        self._db = db
+
+    async def list_events(
+        self, status: OutboxStatus, *, limit: int = 10, starting_after: UUID | None = None
+    ) -> tuple[list[OutboxEvent], bool]:
+        return await list_events(self._db, status, limit=limit, starting_after=starting_after)
+
+    async def redeliver(self, event_id: UUID) -> OutboxEvent:
+        return await redeliver(self._db, event_id)

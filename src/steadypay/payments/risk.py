@@ -22,7 +22,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.errors import DependencyUnavailable
 from steadypay.ledger.domain import Risk, Transfer
 from steadypay.money import format_amount, get_currency
@@ -61,7 +61,7 @@ def end_of_day(now: datetime) -> datetime:
 class DailyTotals:
     """How much a sender has sent today (minor units, per currency)."""
 
-    def __init__(self, db: Database, redis: Redis | None) -> None:
+    def __init__(self, db: DatabaseRouter, redis: Redis | None) -> None:
         self._db = db
         self._redis = redis
 
@@ -81,7 +81,7 @@ class DailyTotals:
                 # No total in Redis (nothing sent today, or Redis lost it): ask the ledger.
             except (RedisError, OSError, ValueError) as exc:
                 log.warning("daily_total_redis_unavailable", error=type(exc).__name__)
-        async with self._db.connection() as conn:
+        async with self._db.reader().connection() as conn:
             total = await conn.fetchval(
                 """
                 SELECT coalesce(sum(t.amount), 0) FROM transfers t

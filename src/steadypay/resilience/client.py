@@ -27,8 +27,8 @@ from typing import Any
 
 import aiohttp
 
-from steadypay.chaos.faults import INJECTOR
 from steadypay.errors import DependencyFailure, DependencyTimeout
+from steadypay.hooks import NO_FAULTS, FaultHook
 from steadypay.observability.context import REQUEST_ID_HEADER, current_request_id
 from steadypay.resilience.deadline import DEADLINE_HEADER
 from steadypay.resilience.pipeline import Attempt, Pipeline
@@ -65,8 +65,10 @@ class ReliableServiceClient:
         *,
         connect_timeout_s: float = 1.0,
         headers: Mapping[str, str] | None = None,
+        faults: FaultHook = NO_FAULTS,
     ) -> None:
         self.dependency = pipeline.dependency
+        self._faults = faults
         self.pipeline = pipeline
         self._base_url = base_url.rstrip("/")
         self._connect_timeout_s = connect_timeout_s
@@ -113,7 +115,7 @@ class ReliableServiceClient:
         idempotent = method in SAFE_METHODS or idempotency_key is not None
 
         async def attempt(info: Attempt) -> ServiceResponse:
-            await INJECTOR.inject("dependency", self.dependency)  # chaos, when switched on
+            await self._faults.inject("dependency", self.dependency)  # chaos, when switched on
             sent_headers[DEADLINE_HEADER] = seconds_header(info.deadline.remaining())
             timeout = aiohttp.ClientTimeout(
                 total=info.timeout_s, sock_connect=min(info.timeout_s, self._connect_timeout_s)

@@ -1,4 +1,5 @@
-"""Backoff with full jitter, Retry-After, and a retry budget per dependency.
+"""Backoff (capped exponential, with or without full jitter), Retry-After, and a retry budget
+per dependency.
 
 The budget is a token bucket in the manner of the AWS SDKs' standard retry quota: it starts full;
 a retry costs ``retry_cost`` tokens (``timeout_cost`` after a timeout); a call that succeeds
@@ -15,15 +16,42 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+POLL_BACKOFF_CAP_S = 30.0
+"""The longest a polling loop waits after failed rounds (see :func:`poll_backoff_s`)."""
+POLL_BACKOFF_MAX_DOUBLINGS = 6
+"""How many times a polling loop's interval doubles at most after failed rounds."""
+
+
+def exponential_s(attempt: int, base_s: float, cap_s: float) -> float:
+    """``min(cap, base * 2^attempt)``: the capped exponential behind every backoff here.
+
+    ``attempt`` counts doublings (0: ``base_s``). Where ``2^attempt`` is beyond a float (a very
+    long outage), the answer is the cap: a positive base passed it long before. Deterministic;
+    :func:`full_jitter` randomises it."""
+    try:
+        grown = base_s * 2.0**attempt
+    except OverflowError:
+        grown = math.inf if base_s > 0 else 0.0
+    return min(cap_s, grown)
+
 
 def full_jitter(attempt: int, base_s: float, cap_s: float, rng: Callable[[], float]) -> float:
     """``random(0, min(cap, base * 2^attempt))`` for the ``attempt``-th retry (0-based)."""
-    return rng() * min(cap_s, base_s * 2.0**attempt)
+    return rng() * exponential_s(attempt, base_s, cap_s)
 
 
 def retry_delay_s(attempts: int, base_s: float, cap_s: float, rng: Callable[[], float]) -> float:
     """Full-jitter backoff after the ``attempts``-th failed attempt (1-based)."""
     return full_jitter(max(attempts - 1, 0), base_s, cap_s, rng)
+
+
+def poll_backoff_s(failures: int, interval_s: float) -> float:
+    """How long a polling loop (the outbox relay's, the webhook worker's) sleeps after
+    ``failures`` consecutive failed rounds: its ``interval_s`` doubled once per failure, at
+    most :data:`POLL_BACKOFF_MAX_DOUBLINGS` times and at most :data:`POLL_BACKOFF_CAP_S`
+    (interval 1 s: 2, 4, 8, 16, 30, 30 ...). Deterministic: no jitter."""
+    doublings = min(failures, POLL_BACKOFF_MAX_DOUBLINGS)
+    return exponential_s(doublings, interval_s, POLL_BACKOFF_CAP_S)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter
@@ -10,11 +10,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from steadypay.api.deps import AdminDep, ContainerDep
-from steadypay.api.responses import json_response
 from steadypay.api.schemas import ErrorOut
-from steadypay.chaos import runtime
-from steadypay.chaos.faults import INJECTOR, ChaosConfig, FaultRule
-from steadypay.errors import ChaosForbidden
+from steadypay.faults import runtime
+from steadypay.faults.injector import ChaosConfig, FaultRule
+from steadypay.http.responses import json_response
 
 router = APIRouter(prefix="/v1/admin/chaos", tags=["admin"])
 
@@ -31,10 +30,10 @@ class PutChaos(BaseModel):
     )
 
 
-def _view(config: ChaosConfig, source: str) -> dict[str, object]:
+def _view(config: ChaosConfig, source: str, allowed: bool) -> dict[str, object]:
     return {
         "source": source,
-        "allowed": INJECTOR.allowed,
+        "allowed": allowed,
         "active": config.active(datetime.now(UTC)),
         "config": config.model_dump(mode="json"),
     }
@@ -42,10 +41,8 @@ def _view(config: ChaosConfig, source: str) -> dict[str, object]:
 
 @router.get("", summary="The fault injection in force (admin)")
 async def get_chaos(c: ContainerDep, _: AdminDep) -> Response:
-    stored = await runtime.load(c.db)
-    fallback = runtime.startup_config(c.settings)
-    config = runtime.effective(stored, fallback)
-    return json_response(_view(config, "runtime" if config is stored else "startup"))
+    config, source = await c.chaos.current()
+    return json_response(_view(config, source, c.chaos.allowed))
 
 
 @router.put(
@@ -55,16 +52,11 @@ async def get_chaos(c: ContainerDep, _: AdminDep) -> Response:
     '`{"enabled": false}` switches them off.',
 )
 async def put_chaos(body: PutChaos, c: ContainerDep, _: AdminDep) -> Response:
-    if body.enabled and not runtime.allowed(c.settings):
-        raise ChaosForbidden()
-    config = ChaosConfig(
+    config = await c.chaos.set(
         enabled=body.enabled,
         rules=body.rules,
         seed=body.seed,
-        expires_at=datetime.now(UTC) + timedelta(seconds=body.duration_s),
+        duration_s=body.duration_s,
+        who="admin",
     )
-    if not body.enabled:
-        INJECTOR.configure(config)  # off here first, so this worker's store is not failed
-    await runtime.store(c.db, config, "admin")
-    INJECTOR.configure(config)  # this worker at once; the others within a second
-    return json_response(_view(config, "runtime"))
+    return json_response(_view(config, "runtime", c.chaos.allowed))

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from steadypay.api.deps import AdminDep, ContainerDep, IdempotencyKeyDep, PrincipalDep
-from steadypay.api.responses import json_response, outcome_response, render_transfer_outcome
-from steadypay.api.routes.wallets import visible_wallet
+from steadypay.api.responses import outcome_response, transfer_renderer
 from steadypay.api.schemas import (
     CreateDeposit,
     CreateTransfer,
@@ -19,10 +18,12 @@ from steadypay.api.schemas import (
     TransferListOut,
     TransferOut,
 )
-from steadypay.bootstrap import Container
-from steadypay.errors import HoldNotPending, NotFound
+from steadypay.http.context import request_id
+from steadypay.http.responses import json_response
+from steadypay.identity.domain import Principal
 from steadypay.ledger.domain import HoldAction
 from steadypay.ledger.views import transfer_json
+from steadypay.payments.service import Payments
 
 router = APIRouter(tags=["money"])
 
@@ -51,7 +52,7 @@ MONEY_RESPONSES: dict[int | str, dict[str, object]] = {
 async def create_deposit(
     body: CreateDeposit, key: IdempotencyKeyDep, c: ContainerDep, who: AdminDep
 ) -> Response:
-    outcome = await c.payments.submit(who, key, body.movement(), render_transfer_outcome)
+    outcome = await c.payments.submit(who, key, body.movement(), transfer_renderer(request_id()))
     return outcome_response(outcome)
 
 
@@ -65,7 +66,7 @@ async def create_deposit(
 async def create_withdrawal(
     body: CreateWithdrawal, key: IdempotencyKeyDep, c: ContainerDep, who: PrincipalDep
 ) -> Response:
-    outcome = await c.payments.submit(who, key, body.movement(), render_transfer_outcome)
+    outcome = await c.payments.submit(who, key, body.movement(), transfer_renderer(request_id()))
     return outcome_response(outcome)
 
 
@@ -79,7 +80,7 @@ async def create_withdrawal(
 async def create_transfer(
     body: CreateTransfer, key: IdempotencyKeyDep, c: ContainerDep, who: PrincipalDep
 ) -> Response:
-    outcome = await c.payments.submit(who, key, body.movement(), render_transfer_outcome)
+    outcome = await c.payments.submit(who, key, body.movement(), transfer_renderer(request_id()))
     return outcome_response(outcome)
 
 
@@ -89,15 +90,7 @@ async def create_transfer(
     summary="A transfer (a party to it, whoever initiated it, or admin)",
 )
 async def get_transfer(transfer_id: UUID, c: ContainerDep, who: PrincipalDep) -> Response:
-    transfer = await c.wallets.transfer(transfer_id)
-    if transfer is None:
-        raise NotFound("no such transfer", param="transfer_id")
-    if not who.is_admin and transfer.initiated_by != who.scope:
-        parties = [w for w in (transfer.from_wallet_id, transfer.to_wallet_id) if w]
-        owners = {w.user_id for w in [await c.wallets.get(p) for p in parties] if w}
-        if who.user_id not in owners:
-            raise NotFound("no such transfer", param="transfer_id")
-    return json_response(transfer_json(transfer))
+    return json_response(transfer_json(await c.payments.queries.transfer(who, transfer_id)))
 
 
 @router.get(
@@ -112,16 +105,8 @@ async def list_transfers(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     starting_after: Annotated[UUID | None, Query(description="A transfer id (cursor)")] = None,
 ) -> Response:
-    if wallet_id is not None:
-        await visible_wallet(c, who, wallet_id)
-        wallet_ids: list[UUID] | None = [wallet_id]
-    elif who.is_admin:
-        wallet_ids = None
-    else:
-        assert who.user_id is not None
-        wallet_ids = await c.wallets.user_wallet_ids(who.user_id)
-    page, has_more = await c.wallets.transfers(
-        wallet_ids=wallet_ids, limit=limit, starting_after=starting_after
+    page, has_more = await c.payments.queries.transfers(
+        who, wallet_id=wallet_id, limit=limit, starting_after=starting_after
     )
     return json_response({"data": [transfer_json(t) for t in page], "has_more": has_more})
 
@@ -132,14 +117,10 @@ HOLD_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-async def _resolve(c: Container, transfer_id: UUID, action: HoldAction) -> Response:
-    transfer = await c.ledger.resolve_hold(transfer_id, action, "admin")
-    if transfer.status is not action.outcome:
-        raise HoldNotPending(
-            f"the hold is {transfer.status.value}; it can no longer be {action.outcome.value}",
-            details={"status": transfer.status.value},
-        )
-    return json_response(transfer_json(transfer))
+async def _resolve(
+    payments: Payments, who: Principal, transfer_id: UUID, action: HoldAction
+) -> Response:
+    return json_response(transfer_json(await payments.resolve_hold(who, transfer_id, action)))
 
 
 @router.post(
@@ -148,8 +129,8 @@ async def _resolve(c: Container, transfer_id: UUID, action: HoldAction) -> Respo
     responses=HOLD_RESPONSES,
     summary="Post a held transfer: the money reaches the receiver (admin; idempotent)",
 )
-async def approve(transfer_id: UUID, c: ContainerDep, _: AdminDep) -> Response:
-    return await _resolve(c, transfer_id, HoldAction.APPROVE)
+async def approve(transfer_id: UUID, c: ContainerDep, who: AdminDep) -> Response:
+    return await _resolve(c.payments, who, transfer_id, HoldAction.APPROVE)
 
 
 @router.post(
@@ -158,8 +139,8 @@ async def approve(transfer_id: UUID, c: ContainerDep, _: AdminDep) -> Response:
     responses=HOLD_RESPONSES,
     summary="Void a held transfer: the sender's funds are released (admin; idempotent)",
 )
-async def reject(transfer_id: UUID, c: ContainerDep, _: AdminDep) -> Response:
-    return await _resolve(c, transfer_id, HoldAction.REJECT)
+async def reject(transfer_id: UUID, c: ContainerDep, who: AdminDep) -> Response:
+    return await _resolve(c.payments, who, transfer_id, HoldAction.REJECT)
 
 
 @router.get(
@@ -169,9 +150,11 @@ async def reject(transfer_id: UUID, c: ContainerDep, _: AdminDep) -> Response:
 )
 async def list_reviews(
     c: ContainerDep,
-    _: AdminDep,
+    who: AdminDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     starting_after: Annotated[UUID | None, Query(description="A transfer id (cursor)")] = None,
 ) -> Response:
-    page, has_more = await c.ledger.pending_reviews(limit, starting_after)
+    page, has_more = await c.payments.queries.pending_reviews(
+        who, limit=limit, starting_after=starting_after
+    )
     return json_response({"data": [transfer_json(t) for t in page], "has_more": has_more})

@@ -14,14 +14,12 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from steadypay.api.deps import AdminDep, ContainerDep
-from steadypay.api.responses import json_response
 from steadypay.api.schemas import ErrorOut
-from steadypay.errors import NotFound
+from steadypay.http.responses import json_response
 from steadypay.monitor import repository as repo
 
 router = APIRouter(prefix="/v1/admin/health", tags=["admin"])
 MAX_ID = 2**63 - 1
-RECENT_FAILOVERS = 10
 
 
 def _summary(record: repo.RoundRecord | None) -> dict[str, Any] | None:
@@ -51,16 +49,11 @@ async def history(
         int | None, Query(ge=1, le=MAX_ID, description="A round id (cursor)")
     ] = None,
 ) -> Response:
-    cooldown_s = c.settings.monitor_failover_cooldown_s
-    rounds, has_more = await repo.rounds_page(c.db, limit=limit, starting_after=starting_after)
-    latest = rounds[0] if rounds and starting_after is None else await repo.latest_round(c.db)
-    leader = await repo.latest_round(c.db, "leader")
-    blocking = await repo.blocking_failover(c.db, cooldown_s)
-    failovers = await repo.recent_failovers(c.db, RECENT_FAILOVERS)
-    if latest is None:
-        status = "no_data"
-    else:
-        status = "healthy" if (leader or latest).consecutive_failures == 0 else "failing"
+    history = c.monitor_history
+    cooldown_s = history.cooldown_s
+    page = await history.page(limit=limit, starting_after=starting_after)
+    latest, leader, blocking = page.latest, page.leader, page.blocking
+    status = page.status
     state = {
         "status": status,
         "latest_round": _summary(latest),
@@ -71,9 +64,9 @@ async def history(
     return json_response(
         {
             "state": state,
-            "failovers": [f.to_json(cooldown_s) for f in failovers],
-            "data": [r.to_json() for r in rounds],
-            "has_more": has_more,
+            "failovers": [f.to_json(cooldown_s) for f in page.failovers],
+            "data": [r.to_json() for r in page.rounds],
+            "has_more": page.has_more,
         }
     )
 
@@ -87,7 +80,5 @@ async def history(
 async def acknowledge(
     c: ContainerDep, who: AdminDep, failover_id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> Response:
-    failover = await repo.acknowledge_failover(c.db, failover_id, who.scope)
-    if failover is None:
-        raise NotFound("no such failover", param="failover_id")
-    return json_response(failover.to_json(c.settings.monitor_failover_cooldown_s))
+    failover = await c.monitor_history.acknowledge(failover_id, who.scope)
+    return json_response(failover.to_json(c.monitor_history.cooldown_s))

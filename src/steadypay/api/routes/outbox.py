@@ -9,9 +9,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from steadypay.api.deps import AdminDep, ContainerDep
-from steadypay.api.responses import json_response
 from steadypay.api.schemas import ErrorOut
-from steadypay.outbox import service
+from steadypay.http.responses import json_response
 from steadypay.outbox.domain import OutboxStatus, event_json
 
 router = APIRouter(prefix="/v1/admin/outbox", tags=["admin"])
@@ -28,8 +27,8 @@ async def list_outbox(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     starting_after: Annotated[UUID | None, Query(description="An event id (cursor)")] = None,
 ) -> Response:
-    events, has_more = await service.list_events(
-        c.db, OutboxStatus(status), limit=limit, starting_after=starting_after
+    events, has_more = await c.outbox.list_events(
+        OutboxStatus(status), limit=limit, starting_after=starting_after
     )
     return json_response({"data": [event_json(e) for e in events], "has_more": has_more})
 
@@ -44,4 +43,4 @@ async def list_outbox(
     "the relay's max age gets one more attempt.",
 )
 async def redeliver(event_id: UUID, c: ContainerDep, _: AdminDep) -> Response:
-    return json_response(event_json(await service.redeliver(c.db, event_id)))
+    return json_response(event_json(await c.outbox.redeliver(event_id)))

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from steadypay.api.deps import AdminDep, ContainerDep
-from steadypay.api.responses import json_response
+from steadypay.http.responses import json_response
 from steadypay.observability.sli import SliRollups
-from steadypay.observability.slo import slo_report, window_counts, windows_for
 
 router = APIRouter(prefix="/v1/admin/slo", tags=["admin"])
 
@@ -44,16 +42,5 @@ async def get_slo(
     rollups: SliRollups | None = getattr(request.app.state, "sli", None)
     if rollups is not None:
         await rollups.flush()
-    now = datetime.now(UTC)
-    counts = await window_counts(
-        c.db, name, windows_for(window), settings.slo_latency_threshold_ms, now
-    )
-    report = slo_report(
-        window=window,
-        service=name,
-        objective=settings.slo_objective,
-        latency_threshold_ms=settings.slo_latency_threshold_ms,
-        counts=counts,
-        now=now,
-    )
+    report = await c.slo.report(window, name)
     return json_response(report)

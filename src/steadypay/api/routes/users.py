@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from steadypay.api.deps import AdminDep, ContainerDep
-from steadypay.api.responses import json_response
 from steadypay.api.schemas import CreateUser, ErrorOut, UserCreatedOut, user_json
+from steadypay.http.responses import json_response
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from steadypay.api.container import Container
 from steadypay.api.deps import ContainerDep, PrincipalDep
-from steadypay.api.responses import json_response
 from steadypay.api.schemas import ErrorOut
-from steadypay.bootstrap import Container
 from steadypay.errors import DependencyUnavailable, NotFound, PermissionDenied, ValidationError
+from steadypay.http.responses import json_response
 from steadypay.idempotency.domain import validate_key
 from steadypay.identity.domain import Principal
 from steadypay.notifications.client import DEPENDENCY, NotificationsClient
@@ -68,9 +68,7 @@ def forwarded_key(who: Principal, given: str | None) -> str:
 
 
 async def _user_exists(c: Container, user_id: UUID) -> bool:
-    async with c.db.connection() as conn:
-        found = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)", user_id)
-    return bool(found)
+    return await c.identity.user_exists(user_id)
 
 
 @router.post(

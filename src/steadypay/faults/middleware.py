@@ -11,22 +11,21 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from steadypay.api.context import request_id
-from steadypay.api.errors import headers_for, render_error, status_for
-from steadypay.chaos.faults import (
+from steadypay.errors import SteadypayError
+from steadypay.faults.injector import (
     CHAOS_HEADER,
-    INJECTOR,
     FaultInjector,
     InjectedFault,
     injected_kind,
 )
-from steadypay.errors import SteadypayError
+from steadypay.http.context import request_id
+from steadypay.http.errors import headers_for, render_error, status_for
 
 CONTROL_PATH = "/v1/admin/chaos"
 
 
 class ChaosMiddleware:
-    def __init__(self, app: ASGIApp, injector: FaultInjector = INJECTOR) -> None:
+    def __init__(self, app: ASGIApp, injector: FaultInjector) -> None:
         self.app = app
         self.injector = injector
 

@@ -1,6 +1,6 @@
 """Runtime control of fault injection: the configuration lives in PostgreSQL
 (``chaos.config``), written by ``PUT /v1/admin/chaos`` and followed by every process, which
-reads it every ``interval_s`` into its :data:`~steadypay.chaos.faults.INJECTOR`.
+reads it every ``interval_s`` into its :class:`~steadypay.faults.injector.FaultInjector`.
 
 Without a stored configuration, or once it has expired, the process falls back to the one it
 started with (``STEADYPAY_CHAOS_*``).
@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from steadypay.chaos.faults import INJECTOR, ChaosConfig, FaultInjector, FaultRule
 from steadypay.config import Environment, Settings
-from steadypay.db.pool import Database
+from steadypay.db.router import DatabaseRouter
 from steadypay.errors import ChaosForbidden, ServiceUnavailable
+from steadypay.faults.injector import ChaosConfig, FaultInjector, FaultRule
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +43,7 @@ def startup_config(settings: Settings) -> ChaosConfig:
     return ChaosConfig(enabled=True, rules=(rule,), seed=settings.chaos_seed)
 
 
-def configure_from_settings(settings: Settings, injector: FaultInjector = INJECTOR) -> None:
+def configure_from_settings(settings: Settings, injector: FaultInjector) -> None:
     """At process start: refuse chaos in production unless allowed, then apply the env's."""
     injector.allowed = allowed(settings)
     config = startup_config(settings)
@@ -52,8 +52,8 @@ def configure_from_settings(settings: Settings, injector: FaultInjector = INJECT
     injector.configure(config)
 
 
-async def load(db: Database) -> ChaosConfig | None:
-    async with db.connection() as conn:
+async def load(db: DatabaseRouter) -> ChaosConfig | None:
+    async with db.reader().connection() as conn:
         row = await conn.fetchrow("SELECT config::text, expires_at FROM chaos.config")
     if row is None:
         return None
@@ -61,9 +61,9 @@ async def load(db: Database) -> ChaosConfig | None:
     return config.model_copy(update={"expires_at": row["expires_at"]})
 
 
-async def store(db: Database, config: ChaosConfig, who: str) -> ChaosConfig:
+async def store(db: DatabaseRouter, config: ChaosConfig, who: str) -> ChaosConfig:
     body = json.dumps(config.model_dump(mode="json", exclude={"expires_at"}))
-    async with db.transaction() as conn:
+    async with db.writer().transaction() as conn:
         await conn.execute(
             """
             INSERT INTO chaos.config (id, config, expires_at, updated_by)
@@ -86,9 +86,9 @@ def effective(stored: ChaosConfig | None, fallback: ChaosConfig) -> ChaosConfig:
 
 
 async def refresh_forever(
-    db: Database,
+    db: DatabaseRouter,
     settings: Settings,
-    injector: FaultInjector = INJECTOR,
+    injector: FaultInjector,
     interval_s: float = REFRESH_INTERVAL_S,
 ) -> None:
     """Follow the stored configuration; a database outage keeps the last one known (and the
@@ -108,10 +108,13 @@ async def refresh_forever(
 
 
 @contextlib.asynccontextmanager
-async def following(db: Database, settings: Settings) -> AsyncIterator[None]:
-    """For a service's lifespan: configure from settings, then follow the stored config."""
-    configure_from_settings(settings)
-    task = asyncio.create_task(refresh_forever(db, settings))
+async def following(
+    db: DatabaseRouter, settings: Settings, injector: FaultInjector
+) -> AsyncIterator[None]:
+    """For a process's lifespan: configure ``injector`` from settings, then keep it following
+    the stored configuration."""
+    configure_from_settings(settings, injector)
+    task = asyncio.create_task(refresh_forever(db, settings, injector))
     try:
         yield
     finally:

@@ -17,9 +17,9 @@ from typing import Final
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from steadypay.api.context import request_id
-from steadypay.api.errors import error_body, render_error
 from steadypay.errors import ValidationError
+from steadypay.http.context import request_id
+from steadypay.http.errors import error_body, render_error
 from steadypay.resilience.clock import SYSTEM_CLOCK, Clock
 from steadypay.resilience.deadline import DEADLINE_HEADER, Deadline
 

@@ -11,8 +11,8 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, unbind_contextvars
 
-from steadypay.api.errors import render_error
 from steadypay.errors import SteadypayError
+from steadypay.http.errors import render_error
 from steadypay.observability.context import request_id_var
 
 log = structlog.get_logger(__name__)

@@ -1,35 +1,40 @@
-"""The notification service's ASGI app: its routes, and the delivery worker in its lifespan."""
+"""The notification service's composition root: its pool, webhook client, delivery worker and
+app (routes from :mod:`steadypay.notifications.routes`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import AsyncIterator
 
 import httpx
 import structlog
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
-from steadypay import __version__
-from steadypay.api.app import install_error_handlers
-from steadypay.api.context import RequestIdMiddleware
-from steadypay.api.routes.health import metrics_router
-from steadypay.bootstrap import freeze_startup_objects, pool_options
-from steadypay.chaos import runtime as chaos_runtime
-from steadypay.chaos.middleware import ChaosMiddleware
-from steadypay.config import Environment, Settings
-from steadypay.db.pool import create_database
+from steadypay.bootstrap.common import open_database, serving
+from steadypay.config import Environment, NotificationSettings, Settings
+from steadypay.faults import ChaosMiddleware, FaultInjector
+from steadypay.http import service_app
 from steadypay.notifications.health import notification_readiness
 from steadypay.notifications.options import NotificationOptions
-from steadypay.notifications.routes import events, health, internal
+from steadypay.notifications.routes import events, internal
 from steadypay.notifications.service import NotificationService
 from steadypay.notifications.worker import DeliveryWorker, webhook_http_client
-from steadypay.observability.cloudwatch import cloudwatch_export
-from steadypay.observability.metrics import MetricsMiddleware
-from steadypay.observability.sli import sli_rollups
 
 log = structlog.get_logger(__name__)
+
+
+def notification_options(settings: NotificationSettings) -> NotificationOptions:
+    """The service's tunables from the STEADYPAY_WEBHOOK_* settings (the rest: the
+    options' defaults)."""
+    return NotificationOptions(
+        rotation_window_s=settings.webhook_rotation_window_hours * 3600,
+        max_age_s=settings.webhook_max_age_hours * 3600,
+        delivery_timeout_s=settings.webhook_timeout_s,
+        backoff_base_s=settings.webhook_backoff_base_s,
+        backoff_cap_s=settings.webhook_backoff_cap_s,
+    )
 
 
 def create_notification_app(
@@ -43,22 +48,24 @@ def create_notification_app(
     if settings.admin_key is None:
         raise RuntimeError("the notification service needs STEADYPAY_ADMIN_KEY")
     admin_key = settings.admin_key.get_secret_value()
-    opts = options or NotificationOptions()
+    opts = options or notification_options(settings)
     allow_private = (
         opts.allow_private_urls
         if opts.allow_private_urls is not None
         else settings.env is not Environment.PRODUCTION
     )
 
+    faults = FaultInjector()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = dataclasses.replace(
-            pool_options(settings),
+        db = await open_database(
+            settings,
+            "steadypay-notifications",
+            faults=faults,
             min_size=min(settings.db_pool_min_size, opts.pool_max_size),
             max_size=opts.pool_max_size,
-            application_name="steadypay-notifications",
         )
-        db = await create_database(settings.require_database_url(), pool)
         http = webhook_http_client(opts, transport)
         worker = DeliveryWorker(db, http, opts)
         stop = asyncio.Event()
@@ -72,12 +79,7 @@ def create_notification_app(
             settings, db, app.state.service, app.state.worker_task
         )
         try:
-            async with (
-                cloudwatch_export(settings, app.state.request_observers),
-                sli_rollups(settings, db, app.state.request_observers) as app.state.sli,
-                chaos_runtime.following(db, settings),
-            ):
-                freeze_startup_objects()
+            async with serving(settings, db, app, faults):
                 yield
         finally:
             stop.set()
@@ -88,19 +90,13 @@ def create_notification_app(
             await http.aclose()
             await db.close()
 
-    app = FastAPI(
+    app = service_app(
         title="steadypay notifications",
-        version=__version__,
         description="Receives outbox events and delivers them to users' webhook endpoints.",
+        service="notifications",
         lifespan=lifespan,
+        middleware=[Middleware(ChaosMiddleware, injector=faults)],
     )
-    app.state.request_observers = []
-    app.add_middleware(ChaosMiddleware)
-    app.add_middleware(
-        MetricsMiddleware, service="notifications", observers=app.state.request_observers
-    )
-    app.add_middleware(RequestIdMiddleware)
-    install_error_handlers(app)
-    for router in (health, events, internal, metrics_router):
+    for router in (events, internal):
         app.include_router(router)
     return app

@@ -1,22 +1,22 @@
-"""Configuration: the one place that reads the environment.
+"""The per-context settings models that :class:`~steadypay.config.Settings` is composed of.
 
-Every setting has the prefix ``STEADYPAY_`` (``STEADYPAY_DATABASE_URL``, ...).
-Nothing else in steadypay calls ``os.environ`` for configuration; the composition root
-(:mod:`steadypay.bootstrap`) builds everything from one :class:`Settings` instance.
+Each model holds one concern's fields, named exactly as the environment variables are
+(``db_pool_max_size`` is ``STEADYPAY_DB_POOL_MAX_SIZE``), with that concern's validators. A
+consumer that needs one concern annotates its model (``def pool_options(settings:
+DatabaseSettings)``) and is passed the whole :class:`~steadypay.config.Settings`, which is an
+instance of every one of them. The models only declare and validate; reading the environment is
+:class:`~steadypay.config.Settings`' job.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from steadypay.fraud.rules import FraudRules
-from steadypay.observability.slo import LATENCY_BOUNDS_MS
-from steadypay.resilience.pipeline import PipelineConfig
-from steadypay.resilience.store import BreakerConfig
+from steadypay.config.fraud import FraudRules
 
 
 class Environment(StrEnum):
@@ -27,75 +27,30 @@ class Environment(StrEnum):
 
 MIN_ADMIN_KEY_LENGTH = 32
 
+LATENCY_BOUNDS_MS: tuple[int, ...] = (
+    5, 10, 25, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10000, 30000,
+)  # fmt: skip
+"""Upper bounds (inclusive, milliseconds) of the rollups' latency buckets. Requests slower than
+the last bound are counted in ``total`` only."""
 
-class DependencySettings(BaseModel):
-    """One outbound dependency and its resilience pipeline. Set as JSON in
-    ``STEADYPAY_DEPENDENCIES`` or field by field, e.g. ``STEADYPAY_DEPENDENCIES__FRAUD__URL``."""
+
+class ContextSettings(BaseModel):
+    """Base of the per-context models: frozen, and strict about unknown fields when one is
+    built on its own (as part of :class:`~steadypay.config.Settings`, Settings' own
+    ``extra="ignore"`` applies)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str | None = Field(
-        default=None, description="Required, except to tune fraud/notifications' defaults."
-    )
-    critical: bool = Field(
-        default=False, description="An open circuit makes /health/ready 503 (else: warn)."
-    )
-    total_timeout_s: float = Field(default=1.0, gt=0)
-    attempt_timeout_s: float = Field(default=0.5, gt=0)
-    max_retries: int = Field(default=2, ge=0, description="The seed's max_retries.")
-    backoff_base_s: float = Field(default=0.05, ge=0)
-    backoff_cap_s: float = Field(default=1.0, ge=0)
-    bulkhead_max_concurrent: int = Field(default=64, ge=1)
-    bulkhead_max_wait_s: float = Field(default=0.05, ge=0)
-    retry_budget_capacity: float = Field(default=500, gt=0)
-    failure_threshold: int = Field(default=5, ge=0)
-    failure_rate_threshold: float = Field(default=0.5, ge=0, le=1)
-    slow_call_rate_threshold: float = Field(default=1.0, ge=0, le=1)
-    slow_call_duration_s: float = Field(default=5.0, gt=0)
-    window_s: float = Field(default=60.0, gt=0)
-    minimum_calls: int = Field(default=20, ge=1)
-    reset_timeout_s: float = Field(default=60.0, gt=0)
-    reset_backoff_multiplier: float = Field(default=2.0, ge=1)
-    max_reset_timeout_s: float = Field(default=300.0, gt=0)
-    half_open_max_calls: int = Field(default=3, ge=1)
-    half_open_timeout_s: float = Field(default=10.0, gt=0)
 
-    def pipeline_config(self) -> PipelineConfig:
-        return PipelineConfig(
-            total_timeout_s=self.total_timeout_s,
-            attempt_timeout_s=self.attempt_timeout_s,
-            max_attempts=self.max_retries + 1,
-            backoff_base_s=self.backoff_base_s,
-            backoff_cap_s=self.backoff_cap_s,
-            bulkhead_max_concurrent=self.bulkhead_max_concurrent,
-            bulkhead_max_wait_s=self.bulkhead_max_wait_s,
-            budget_capacity=self.retry_budget_capacity,
-            breaker=BreakerConfig(
-                failure_threshold=self.failure_threshold,
-                failure_rate_threshold=self.failure_rate_threshold,
-                slow_call_rate_threshold=self.slow_call_rate_threshold,
-                slow_call_duration_s=self.slow_call_duration_s,
-                window_s=self.window_s,
-                minimum_calls=self.minimum_calls,
-                reset_timeout_s=self.reset_timeout_s,
-                reset_backoff_multiplier=self.reset_backoff_multiplier,
-                max_reset_timeout_s=self.max_reset_timeout_s,
-                half_open_max_calls=self.half_open_max_calls,
-                half_open_timeout_s=self.half_open_timeout_s,
-            ),
-        )
-
-
-class Settings(BaseSettings):
-    """steadypay's configuration, read from ``STEADYPAY_*`` environment variables."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="STEADYPAY_", env_nested_delimiter="__", extra="ignore", frozen=True
-    )
+class EnvironmentSettings(ContextSettings):
+    """Which kind of deployment this is (``STEADYPAY_ENV``)."""
 
     env: Environment = Environment.DEVELOPMENT
 
-    # --- database -------------------------------------------------------------------------
+
+class DatabaseSettings(ContextSettings):
+    """PostgreSQL: where it is (or the embedded cluster), the pool and server-side deadlines."""
+
     database_url: SecretStr | None = Field(
         default=None,
         description="PostgreSQL URL. Unset: `steadypay up` starts an embedded cluster in data_dir.",
@@ -117,7 +72,23 @@ class Settings(BaseSettings):
         "the first one with its Idempotency-Key before 409 idempotency_key_in_use.",
     )
 
-    # --- ledger ---------------------------------------------------------------------------
+    @model_validator(mode="after")
+    def _pool_sizes_consistent(self) -> Self:
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError(
+                "STEADYPAY_DB_POOL_MIN_SIZE must not exceed STEADYPAY_DB_POOL_MAX_SIZE"
+            )
+        return self
+
+    def require_database_url(self) -> str:
+        if self.database_url is None:
+            raise RuntimeError("no database URL configured (set STEADYPAY_DATABASE_URL)")
+        return self.database_url.get_secret_value()
+
+
+class LedgerSettings(ContextSettings):
+    """The ledger's write path: retries, concurrency and group commit."""
+
     ledger_max_attempts: int = Field(
         default=8, ge=1, description="Attempts on deadlock/serialization failure before 503."
     )
@@ -137,65 +108,99 @@ class Settings(BaseSettings):
     ledger_retry_base_s: float = Field(default=0.005, gt=0)
     ledger_retry_cap_s: float = Field(default=0.25, gt=0)
 
-    # --- idempotency ----------------------------------------------------------------------
+
+class IdempotencySettings(ContextSettings):
+    """How long idempotency keys are kept and how often expired ones are purged."""
+
     idempotency_ttl_hours: float = Field(default=24.0, ge=24.0)
     idempotency_purge_interval_s: float = Field(default=300.0, gt=0)
 
-    # --- risk and holds ----------------------------------------------------------------------
+
+class RiskSettings(ContextSettings):
+    """The payment's risk step: the fraud call's deadline, the fallback limits when fraud does
+    not answer, and review holds."""
+
     risk_review_above_score: int = Field(default=80, ge=0, le=100)
     risk_deadline_ms: int = Field(default=300, gt=0, description="Total time to ask fraud.")
     risk_fallback_amount_limit: int = Field(default=10_000, gt=0, description="Major units.")
     risk_fallback_daily_limit: int = Field(default=50_000, gt=0, description="Major units.")
     hold_ttl_hours: float = Field(default=72.0, gt=0, description="A review hold's lifetime.")
     hold_expiry_interval_s: float = Field(default=30.0, gt=0)
+
+
+class FraudSettings(ContextSettings):
+    """The fraud service: where it listens and the rules it scores with."""
+
     fraud_url: str = Field(default="http://127.0.0.1:8001", description="The fraud service.")
     fraud_rules: FraudRules = Field(
         default_factory=FraudRules,
         description="The fraud service's rules (JSON in STEADYPAY_FRAUD_RULES).",
     )
-    notification_url: str = Field(
-        default="http://127.0.0.1:8002", description="The notification service."
-    )
 
-    # --- outbox relay and webhooks ----------------------------------------------------------
-    outbox_batch_size: int = Field(default=100, ge=1)
+
+OUTBOX_BATCH_SIZE = 100
+OUTBOX_DELIVERY_BATCH_SIZE = 100
+OUTBOX_LEASE_S = 30.0
+OUTBOX_MAX_AGE_HOURS = 72.0
+OUTBOX_BACKOFF_BASE_S = 1.0
+OUTBOX_BACKOFF_CAP_S = 600.0
+"""The outbox relay's defaults, here once: :class:`OutboxSettings`' and those of
+:class:`steadypay.outbox.RelayOptions` (what a relay built in code gets)."""
+
+
+class OutboxSettings(ContextSettings):
+    """The outbox relay (``steadypay.outbox``): batches, leases, retries, dead-lettering."""
+
+    outbox_batch_size: int = Field(default=OUTBOX_BATCH_SIZE, ge=1)
     outbox_delivery_batch_size: int = Field(
-        default=100,
+        default=OUTBOX_DELIVERY_BATCH_SIZE,
         ge=1,
         le=1000,
         description="Events per POST to the notification service's /events/batch (1: one "
         "POST per event to /events).",
     )
-    outbox_lease_s: float = Field(default=30.0, gt=0)
-    outbox_max_age_hours: float = Field(default=72.0, gt=0, description="Then dead-lettered.")
-    outbox_backoff_base_s: float = Field(default=1.0, gt=0)
-    outbox_backoff_cap_s: float = Field(default=600.0, gt=0)
-    webhook_max_age_hours: float = Field(default=72.0, gt=0, description="Retry this long.")
-    webhook_backoff_base_s: float = Field(default=5.0, gt=0)
-    webhook_backoff_cap_s: float = Field(default=3600.0, gt=0)
-    webhook_timeout_s: float = Field(default=5.0, gt=0)
-    webhook_rotation_window_hours: float = Field(default=24.0, gt=0)
+    outbox_lease_s: float = Field(default=OUTBOX_LEASE_S, gt=0)
+    outbox_max_age_hours: float = Field(
+        default=OUTBOX_MAX_AGE_HOURS, gt=0, description="Then dead-lettered."
+    )
+    outbox_backoff_base_s: float = Field(default=OUTBOX_BACKOFF_BASE_S, gt=0)
+    outbox_backoff_cap_s: float = Field(default=OUTBOX_BACKOFF_CAP_S, gt=0)
 
-    # --- outbound dependencies ------------------------------------------------------------
-    dependencies: dict[str, DependencySettings] = Field(
-        default_factory=dict, description="Outbound services, each behind its own pipeline."
-    )
-    redis_url: SecretStr | None = Field(
-        default=None, description="Shares circuit-breaker state between workers and hosts."
-    )
-    redis_timeout_ms: int = Field(default=50, gt=0)
-    breaker_store_cooldown_s: float = Field(
-        default=5.0, gt=0, description="After Redis fails, use local state this long."
-    )
 
-    # --- SLO: per-minute SLI rollups, error budgets (steadypay.observability.sli/slo) -------
+WEBHOOK_MAX_AGE_HOURS = 72.0
+WEBHOOK_BACKOFF_BASE_S = 5.0
+WEBHOOK_BACKOFF_CAP_S = 3600.0
+WEBHOOK_TIMEOUT_S = 5.0
+WEBHOOK_ROTATION_WINDOW_HOURS = 24.0
+"""The webhook delivery defaults: here once, for the settings and for
+:class:`steadypay.notifications.options.NotificationOptions`."""
+
+
+class NotificationSettings(ContextSettings):
+    """The notification service: where it listens, and how it delivers and retries webhooks."""
+
+    notification_url: str = Field(
+        default="http://127.0.0.1:8002", description="The notification service."
+    )
+    webhook_max_age_hours: float = Field(
+        default=WEBHOOK_MAX_AGE_HOURS, gt=0, description="Retry this long."
+    )
+    webhook_backoff_base_s: float = Field(default=WEBHOOK_BACKOFF_BASE_S, gt=0)
+    webhook_backoff_cap_s: float = Field(default=WEBHOOK_BACKOFF_CAP_S, gt=0)
+    webhook_timeout_s: float = Field(default=WEBHOOK_TIMEOUT_S, gt=0)
+    webhook_rotation_window_hours: float = Field(default=WEBHOOK_ROTATION_WINDOW_HOURS, gt=0)
+
+
+class SloSettings(ContextSettings):
+    """SLO: per-minute SLI rollups and error budgets (``steadypay.observability.sli``/``slo``)."""
+
     slo_objective: float = Field(
         default=0.999, gt=0, lt=1, description="Availability objective (0.999 = 99.9%)."
     )
     slo_latency_threshold_ms: int = Field(
         default=300,
         description="Latency SLI: share of requests at most this slow. One of the rollups' "
-        "bucket bounds (steadypay.observability.slo.LATENCY_BOUNDS_MS).",
+        "bucket bounds (steadypay.config.LATENCY_BOUNDS_MS).",
     )
     sli_request_timeout_ms: int = Field(
         default=5_000, gt=0, description="A request slower than this is a failure (timeout)."
@@ -219,7 +224,10 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of the rollup bucket bounds {LATENCY_BOUNDS_MS}")
         return value
 
-    # --- CloudWatch export (steadypay.observability.cloudwatch) ----------------------------
+
+class CloudWatchSettings(ContextSettings):
+    """CloudWatch export (``steadypay.observability.cloudwatch``)."""
+
     cloudwatch_namespace: str | None = Field(
         default=None,
         max_length=255,
@@ -242,7 +250,10 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Longest wait for the final flush at shutdown."
     )
 
-    # --- health endpoints and scrape-time gauges (steadypay.observability.health) ----------
+
+class HealthSettings(ContextSettings):
+    """Health endpoints and scrape-time gauges (``steadypay.observability.health``)."""
+
     health_check_timeout_s: float = Field(
         default=1.0,
         gt=0,
@@ -256,7 +267,10 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="Oldest waiting event older than this: warn."
     )
 
-    # --- health monitor (steadypay.monitor, `steadypay monitor`) ---------------------------
+
+class MonitorSettings(ContextSettings):
+    """The health monitor (``steadypay.monitor``, ``steadypay monitor``)."""
+
     monitor_api_url: str = Field(
         default="http://127.0.0.1:8000", description="The API the monitor checks."
     )
@@ -291,7 +305,10 @@ class Settings(BaseSettings):
         default=None, ge=0, le=65535, description="Serve the monitor's /metrics on this port."
     )
 
-    # --- chaos: in-process fault injection (steadypay.chaos.faults) -----------------------
+
+class ChaosSettings(ContextSettings):
+    """In-process fault injection (``steadypay.faults``)."""
+
     chaos_enabled: bool = Field(
         default=False, description="Inject faults from start (PUT /v1/admin/chaos at runtime)."
     )
@@ -309,71 +326,24 @@ class Settings(BaseSettings):
         default=False, description="Permit chaos when STEADYPAY_ENV=production."
     )
 
-    # --- HTTP -----------------------------------------------------------------------------
+
+class HttpSettings(ContextSettings):
+    """The HTTP server: the admin key, where it listens, how many worker processes."""
+
     admin_key: SecretStr | None = Field(
         default=None, description="Admin bearer key. Unset: `up` generates one in data_dir."
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
+
+
+class LoggingSettings(ContextSettings):
+    """Log level and format."""
+
     log_level: str = "info"
     log_json: bool | None = Field(
         default=None,
         description="JSON log lines (one object per line). Unset: JSON unless stderr is a "
         "terminal, so a laptop gets readable lines and a container gets JSON.",
     )
-
-    @model_validator(mode="after")
-    def _refuse_unsafe_production(self) -> Settings:
-        if self.env is Environment.PRODUCTION:
-            if self.database_url is None:
-                raise ValueError("STEADYPAY_DATABASE_URL is required when STEADYPAY_ENV=production")
-            key = self.admin_key.get_secret_value() if self.admin_key else ""
-            if len(key) < MIN_ADMIN_KEY_LENGTH:
-                raise ValueError(
-                    "STEADYPAY_ADMIN_KEY must be set to a random secret of at least "
-                    f"{MIN_ADMIN_KEY_LENGTH} characters when STEADYPAY_ENV=production"
-                )
-        if self.db_pool_min_size > self.db_pool_max_size:
-            raise ValueError(
-                "STEADYPAY_DB_POOL_MIN_SIZE must not exceed STEADYPAY_DB_POOL_MAX_SIZE"
-            )
-        self.dependency_settings()  # every dependency resolves to a URL, or fail at load time
-        return self
-
-    def dependency_settings(self) -> dict[str, DependencySettings]:
-        """Configured dependencies, with the fraud and notification services by default: the
-        fraud call is the seed's (max_retries=2) within the risk deadline; notifications are
-        delivered by the outbox relay with one retry."""
-        defaults = {
-            "fraud": DependencySettings(
-                url=self.fraud_url,
-                total_timeout_s=self.risk_deadline_ms / 1000,
-                attempt_timeout_s=self.risk_deadline_ms / 1000,
-                max_retries=2,
-                backoff_base_s=0.01,
-                backoff_cap_s=0.05,
-            ),
-            "notifications": DependencySettings(
-                url=self.notification_url,
-                total_timeout_s=5.0,
-                attempt_timeout_s=2.0,
-                max_retries=1,
-            ),
-        }
-        merged = dict(defaults)
-        for name, override in self.dependencies.items():
-            base = defaults.get(name)
-            if base is None:
-                if override.url is None:
-                    raise ValueError(f"dependency {name!r} needs a url")
-                merged[name] = override
-            else:  # only the fields set explicitly replace the defaults
-                explicit = {f: getattr(override, f) for f in override.model_fields_set}
-                merged[name] = base.model_copy(update=explicit)
-        return merged
-
-    def require_database_url(self) -> str:
-        if self.database_url is None:
-            raise RuntimeError("no database URL configured (set STEADYPAY_DATABASE_URL)")
-        return self.database_url.get_secret_value()

@@ -41,11 +41,12 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from steadypay import errors
+from steadypay.hooks import HookPoint
 
 log = structlog.get_logger(__name__)
 
 FaultType = Literal["database", "network", "service", "generic"]
-Component = Literal["api", "database", "dependency"]
+Component = HookPoint
 Phase = Literal["before", "after"]
 FAULT_TYPES: tuple[FaultType, ...] = ("database", "network", "service", "generic")
 CHAOS_HEADER = "X-Steadypay-Chaos"
@@ -145,7 +146,8 @@ def fault_error(kind: FaultType, component: Component, target: str) -> Exception
 
 
 class FaultInjector:
-    """The process's injector. Hooks call :meth:`inject`; the config is swapped whole."""
+    """A process's injector (a :class:`steadypay.hooks.FaultHook`): its composition root makes
+    one and hands it to every hook. Hooks call :meth:`inject`; the config is swapped whole."""
 
     def __init__(self, config: ChaosConfig | None = None, *, allowed: bool = True) -> None:
         self.allowed = allowed
@@ -194,22 +196,19 @@ class FaultInjector:
         log.warning("chaos_fault_injected", component=component, target=target, kind=kind, **extra)
 
 
-INJECTOR = FaultInjector()
-"""The process-wide injector the hooks use; the composition root configures it."""
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def chaos(
-    target: str, component: Component = "database", injector: FaultInjector | None = None
+    target: str, injector: FaultInjector, component: Component = "database"
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """The seed's decorator: inject before each call of an async function."""
 
     def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            await (injector or INJECTOR).inject(component, target)
+            await injector.inject(component, target)
             return await func(*args, **kwargs)
 
         return wrapper

@@ -1,0 +1,163 @@
+"""The payment API's composition root: its container, its readiness, its app and its jobs.
+
+``create_app(settings)`` is used by tests and by ``steadypay up`` (through
+:func:`app_from_env`, which uvicorn calls in each worker process). The container is built in
+the lifespan, inside the worker's event loop, never at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from steadypay.api.app import api_app
+from steadypay.api.container import Container
+from steadypay.bootstrap.common import (
+    build_dependencies,
+    configure_logging,
+    open_database,
+    serving,
+)
+from steadypay.config import Settings
+from steadypay.faults import FaultInjector
+from steadypay.faults.control import ChaosControl
+from steadypay.idempotency.service import purge_forever
+from steadypay.identity.service import Identity
+from steadypay.ledger.gauges import refresh_state_gauges
+from steadypay.ledger.jobs import expire_holds_forever
+from steadypay.ledger.service import Ledger, RetryPolicy
+from steadypay.ledger.wallets import Wallets
+from steadypay.monitor.history import MonitorHistory
+from steadypay.observability.health import (
+    BacklogLimits,
+    Readiness,
+    pool_probe,
+    postgresql_probe,
+    redis_probe,
+)
+from steadypay.observability.slo import SloReports
+from steadypay.outbox.health import outbox_probe
+from steadypay.outbox.service import OutboxAdmin
+from steadypay.payments.risk import DailyTotals, RiskAssessor, RiskPolicy
+from steadypay.payments.service import Payments
+from steadypay.resilience.health import circuit_probes
+
+
+async def build(settings: Settings, faults: FaultInjector | None = None) -> Container:
+    """Every long-lived object of an API process. ``faults`` is the process's injector (a new
+    one when not given); the pool and the dependency clients call it."""
+    if settings.admin_key is None:
+        raise RuntimeError(
+            "no admin key: set STEADYPAY_ADMIN_KEY (`steadypay up` generates one for you)"
+        )
+    faults = faults or FaultInjector()
+    db = await open_database(settings, faults=faults)
+    wallets = Wallets(db)
+    dependencies = build_dependencies(settings, faults=faults)
+    risk = RiskAssessor(
+        dependencies.clients.get("fraud"),
+        DailyTotals(db, dependencies.redis),
+        RiskPolicy(
+            review_above_score=settings.risk_review_above_score,
+            deadline_s=settings.risk_deadline_ms / 1000,
+            fallback_amount_limit=settings.risk_fallback_amount_limit,
+            fallback_daily_limit=settings.risk_fallback_daily_limit,
+        ),
+    )
+    ledger = Ledger(
+        db,
+        retry=RetryPolicy(
+            max_attempts=settings.ledger_max_attempts,
+            base_s=settings.ledger_retry_base_s,
+            cap_s=settings.ledger_retry_cap_s,
+        ),
+        idempotency_ttl_hours=settings.idempotency_ttl_hours,
+        hold_ttl=timedelta(hours=settings.hold_ttl_hours),
+        max_concurrent_transactions=settings.ledger_max_concurrent_transactions,
+        group_commit=settings.ledger_group_commit,
+        group_commit_max_batch=settings.ledger_group_commit_max_batch,
+    )
+    return Container(
+        settings=settings,
+        db=db,
+        identity=Identity(db, settings.admin_key.get_secret_value()),
+        wallets=wallets,
+        ledger=ledger,
+        payments=Payments(ledger, wallets, risk),
+        dependencies=dependencies,
+        faults=faults,
+        chaos=ChaosControl(db, settings, faults),
+        outbox=OutboxAdmin(db),
+        slo=SloReports(
+            db,
+            objective=settings.slo_objective,
+            latency_threshold_ms=settings.slo_latency_threshold_ms,
+        ),
+        monitor_history=MonitorHistory(db, settings.monitor_failover_cooldown_s),
+    )
+
+
+def api_readiness(c: Container) -> Readiness:
+    """``/health/ready`` of the API: the pool, PostgreSQL, the outbox backlog, each
+    dependency's circuit and Redis; ``/metrics`` also reads the ledger's gauges first."""
+    settings = c.settings
+    timeout_s = settings.health_check_timeout_s
+    limits = BacklogLimits(settings.health_backlog_warn, settings.health_backlog_age_warn_s)
+    probes = [
+        pool_probe(c.db),
+        postgresql_probe(c.db, timeout_s),
+        outbox_probe(c.db, limits, timeout_s),
+        *circuit_probes(c.dependencies),
+    ]
+    if c.dependencies.redis is not None:
+        probes.append(redis_probe(c.dependencies.redis, c.db.service, timeout_s))
+
+    async def refresh() -> None:
+        await refresh_state_gauges(c.db, timeout_s)
+
+    return Readiness(
+        "api", "steadypay payment API", probes, timeout_s=timeout_s, refreshers=[refresh]
+    )
+
+
+def create_app(settings: Settings, container: Container | None = None) -> FastAPI:
+    """The app. Pass ``container`` to share one built elsewhere (tests); else it is built in
+    the lifespan, with this app's fault injector."""
+    faults = container.faults if container is not None else FaultInjector()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = container is None
+        built = container or await build(settings, faults)
+        app.state.container = built
+        app.state.readiness = api_readiness(built)
+        jobs = [
+            asyncio.create_task(purge_forever(built.db, settings.idempotency_purge_interval_s)),
+            asyncio.create_task(
+                expire_holds_forever(built.ledger, settings.hold_expiry_interval_s)
+            ),
+        ]
+        try:
+            async with serving(settings, built.db, app, faults):
+                yield
+        finally:
+            for job in jobs:
+                job.cancel()
+            for job in jobs:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
+            if owned:
+                await built.close()
+
+    return api_app(lifespan, faults)
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for worker processes: settings come from STEADYPAY_* variables."""
+    settings = Settings()
+    configure_logging(settings, "api")
+    return create_app(settings)
