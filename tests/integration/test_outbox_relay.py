@@ -435,7 +435,10 @@ async def test_a_batch_is_one_post_and_each_event_gets_its_own_outcome(db: Datab
     async with receiving(receiver) as url:
         client = client_for(url)
         relay = OutboxRelay(
-            db, client, RelayOptions(lease_s=5, delivery_batch_size=4, backoff_base_s=10)
+            db,
+            client,
+            RelayOptions(lease_s=5, delivery_batch_size=4, backoff_base_s=10),
+            rng=lambda: 0.5,  # full jitter's draw, fixed: 5 s (a draw under 0.1 gave < 1 s)
         )
         try:
             stats = await relay.run_once()
