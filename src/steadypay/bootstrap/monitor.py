@@ -27,6 +27,7 @@ from steadypay.monitor.checks import (
     DependenciesCheck,
     Dependency,
     NamedCheck,
+    PatroniClusterCheck,
 )
 from steadypay.monitor.lease import LeaderLease
 from steadypay.monitor.service import Monitor, MonitorConfig, build_action
@@ -129,6 +130,14 @@ async def run_until(
             NamedCheck("payments", canary, timeout),
             NamedCheck("dependencies", DependenciesCheck(http, services, redis, timeout), timeout),
         ]
+        if settings.monitor_patroni_urls:
+            checks.append(
+                NamedCheck(
+                    "database_cluster",
+                    PatroniClusterCheck(http, settings.monitor_patroni_urls, timeout),
+                    timeout,
+                )
+            )
         monitor = Monitor(
             config=MonitorConfig(
                 monitor_id=monitor_id,

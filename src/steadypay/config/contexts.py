@@ -71,6 +71,23 @@ class DatabaseSettings(ContextSettings):
         description="Longest wait for a row lock; also how long a duplicate request waits for "
         "the first one with its Idempotency-Key before 409 idempotency_key_in_use.",
     )
+    database_read_urls: tuple[SecretStr, ...] = Field(
+        default=(),
+        description="Replicas that may serve reads which tolerate staleness (JSON list of "
+        "URLs: a Patroni cluster's members, RDS reader endpoints, CloudNativePG's -ro "
+        "service). Empty: every read goes to STEADYPAY_DATABASE_URL (docs/ha.md).",
+    )
+    db_replica_max_lag_ms: int = Field(
+        default=1000,
+        gt=0,
+        description="A replica further behind the primary than this serves no read.",
+    )
+    db_commit_timeout_ms: int = Field(
+        default=5_000,
+        gt=0,
+        description="Longest wait for a COMMIT (with synchronous replication: for a standby "
+        "to confirm it); then 503 commit_outcome_unknown, and the commit is left to finish.",
+    )
 
     @model_validator(mode="after")
     def _pool_sizes_consistent(self) -> Self:
@@ -303,6 +320,11 @@ class MonitorSettings(ContextSettings):
     )
     monitor_metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve the monitor's /metrics on this port."
+    )
+    monitor_patroni_urls: tuple[str, ...] = Field(
+        default=(),
+        description="Patroni REST URLs of the database cluster's members (JSON list): each "
+        "round reports their roles, lag and a split brain. Empty: no cluster check.",
     )
 
 

@@ -184,3 +184,109 @@ class DependenciesCheck:
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
+
+
+class PatroniClusterCheck:
+    """What the members of a Patroni cluster say of themselves (``GET /patroni`` on each
+    configured REST URL, concurrently): Patroni is the authority on who is primary, so this
+    check only observes and reports — it never promotes or demotes anything.
+
+    ``fail``: no member runs as primary, or two do (a split brain: two members would take
+    writes). ``warn``: a member does not answer or does not stream (the synchronous copy a
+    commit waits for has fewer candidates), or the primary says the DCS has no leader key
+    (for a moment during a failover). Observed: each member's role, state,
+    timeline and replay lag in bytes behind the primary.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, urls: Sequence[str], timeout_s: float) -> None:
+        if not urls:
+            raise ValueError("PatroniClusterCheck needs at least one Patroni REST URL")
+        self._http = http
+        self._urls = tuple(u.rstrip("/") for u in urls)
+        self._timeout_s = timeout_s
+
+    async def _member(self, url: str) -> tuple[str, dict[str, Any] | None]:
+        try:
+            response = await self._http.get(url + "/patroni", timeout=self._timeout_s)
+            body = response.json()  # 503 while its PostgreSQL is down: the body says why
+        except (httpx.HTTPError, ValueError):
+            return url, None
+        return url, body if isinstance(body, dict) else None
+
+    async def __call__(self) -> ComponentResult:
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(self._member(u) for u in self._urls))
+        status, detail, observed = evaluate_patroni(answers)
+        for role in ("primary", "replica", "unreachable", "other"):
+            metrics.CLUSTER_MEMBERS.labels(role).set(
+                sum(1 for m in observed["members"] if m["role"] == role)
+            )
+        return ComponentResult("database_cluster", status, _elapsed(started), detail, observed)
+
+
+def evaluate_patroni(
+    answers: Sequence[tuple[str, dict[str, Any] | None]],
+) -> tuple[Status, str | None, dict[str, Any]]:
+    """The status, detail and observed members from each URL's ``/patroni`` body (None when
+    it did not answer). Pure, so the split-brain rule is unit-tested."""
+    members: list[dict[str, Any]] = []
+    for url, doc in answers:
+        if doc is None:
+            members.append({"url": url, "role": "unreachable"})
+            continue
+        running = doc.get("state") == "running"
+        raw_role = doc.get("role")
+        if raw_role in ("primary", "master") and running:
+            role = "primary"
+        elif raw_role == "replica":
+            role = "replica"
+        else:
+            role = "other"
+        members.append(
+            {
+                "url": url,
+                "name": doc.get("patroni", {}).get("name"),
+                "role": role,
+                "state": str(doc.get("replication_state") or doc.get("state") or "unknown"),
+                "timeline": doc.get("timeline"),
+                "location": _lsn_of(doc, primary=role == "primary"),
+                "unlocked": bool(doc.get("cluster_unlocked")),
+            }
+        )
+    primaries = [m for m in members if m["role"] == "primary"]
+    top = max((m["location"] for m in primaries if m["location"] is not None), default=None)
+    for m in members:
+        location = m.pop("location", None)
+        if m["role"] == "replica" and top is not None and location is not None:
+            m["lag_bytes"] = max(0, top - location)
+        elif m["role"] == "primary":
+            m["lag_bytes"] = 0
+    observed: dict[str, Any] = {
+        "members": members,
+        "primary": primaries[0]["name"] if len(primaries) == 1 else None,
+    }
+    if not primaries:
+        return Status.FAIL, "no member runs as primary", observed
+    if len(primaries) > 1:
+        names = ", ".join(str(m["name"]) for m in primaries)
+        return (
+            Status.FAIL,
+            f"split brain: {len(primaries)} members run as primary ({names})",
+            (observed),
+        )
+    problems = [
+        f"{m.get('name') or m['url']} {m['role'] if m['role'] != 'replica' else m['state']}"
+        for m in members
+        if m["role"] != "primary" and not (m["role"] == "replica" and m["state"] == "streaming")
+    ]
+    if primaries[0]["unlocked"]:
+        problems.append(f"{primaries[0]['name']} runs as primary but the DCS has no leader key")
+    if problems:
+        return Status.WARN, "degraded: " + "; ".join(problems), observed
+    return Status.PASS, None, observed
+
+
+def _lsn_of(doc: dict[str, Any], *, primary: bool) -> int | None:
+    xlog = doc.get("xlog") or {}
+    value = xlog.get("location") if primary else xlog.get("replayed_location")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

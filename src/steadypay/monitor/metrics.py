@@ -34,3 +34,10 @@ CHECK_DURATION = Histogram(
     ["component"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+CLUSTER_MEMBERS = Gauge(
+    "steadypay_monitor_db_cluster_members",
+    "Database cluster members by role as their Patroni reports it (primary, replica, "
+    "unreachable, other) at the last round",
+    ["role"],
+    multiprocess_mode="mostrecent",
+)
