@@ -24,6 +24,7 @@ exceptions (asyncpg, httpx, ...) are translated where they enter our code with
     │   └── IdempotencyKeyReuse          idempotency_key_reuse
     └── ServiceUnavailable               (an expected, transient condition: retry later)
         ├── DatabaseUnavailable          database_unavailable
+        │   └── CommitOutcomeUnknown     commit_outcome_unknown  (a COMMIT not confirmed in time)
         ├── LedgerContention             ledger_busy
         │   └── TransactionConflict      ledger_busy   (deadlock/serialization; retried inside)
         └── DependencyUnavailable        dependency_unavailable  (an outbound call failed)
@@ -174,6 +175,18 @@ class ServiceUnavailable(SteadypayError):
 class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
     default_message = "the database is unavailable; retry with the same Idempotency-Key"
+
+
+class CommitOutcomeUnknown(DatabaseUnavailable):
+    """The COMMIT was sent but not confirmed in time (synchronous replication waiting for a
+    standby, or the primary lost mid-commit). It may yet commit, or may not: the same request
+    with the same Idempotency-Key answers which, once the database knows."""
+
+    code = "commit_outcome_unknown"
+    default_message = (
+        "the payment's commit could not be confirmed in time; retry with the same "
+        "Idempotency-Key to learn its outcome"
+    )
 
 
 class LedgerContention(ServiceUnavailable):

@@ -19,7 +19,7 @@ from steadypay.api.container import Container
 from steadypay.bootstrap.common import (
     build_dependencies,
     configure_logging,
-    open_database,
+    open_router,
     serving,
 )
 from steadypay.config import Settings
@@ -38,6 +38,7 @@ from steadypay.observability.health import (
     pool_probe,
     postgresql_probe,
     redis_probe,
+    replica_probes,
 )
 from steadypay.observability.slo import SloReports
 from steadypay.outbox.health import outbox_probe
@@ -55,7 +56,7 @@ async def build(settings: Settings, faults: FaultInjector | None = None) -> Cont
             "no admin key: set STEADYPAY_ADMIN_KEY (`steadypay up` generates one for you)"
         )
     faults = faults or FaultInjector()
-    db = await open_database(settings, faults=faults)
+    db = await open_router(settings, faults=faults)
     wallets = Wallets(db)
     dependencies = build_dependencies(settings, faults=faults)
     risk = RiskAssessor(
@@ -80,6 +81,7 @@ async def build(settings: Settings, faults: FaultInjector | None = None) -> Cont
         max_concurrent_transactions=settings.ledger_max_concurrent_transactions,
         group_commit=settings.ledger_group_commit,
         group_commit_max_batch=settings.ledger_group_commit_max_batch,
+        commit_timeout_s=settings.db_commit_timeout_ms / 1000,
     )
     return Container(
         settings=settings,
@@ -111,6 +113,7 @@ def api_readiness(c: Container) -> Readiness:
         pool_probe(c.db),
         postgresql_probe(c.db, timeout_s),
         outbox_probe(c.db, limits, timeout_s),
+        *replica_probes(c.db),
         *circuit_probes(c.dependencies),
     ]
     if c.dependencies.redis is not None:

@@ -129,6 +129,39 @@ async def open_database(
     return await create_database(url or settings.require_database_url(), options, faults)
 
 
+async def open_router(
+    settings: Settings,
+    application_name: str = "steadypay",
+    *,
+    faults: FaultHook = NO_FAULTS,
+    **overrides: Any,
+) -> DatabaseRouter:
+    """The process's database router: the pool on ``STEADYPAY_DATABASE_URL`` alone, or, with
+    ``STEADYPAY_DATABASE_READ_URLS``, a :class:`~steadypay.db.replicated.ReplicatedDatabase`
+    over it and one small pool per replica (opened lazily: a replica that is down does not
+    stop the service from starting), probing their lag in the background."""
+    primary = await open_database(settings, application_name, faults=faults, **overrides)
+    if not settings.database_read_urls:
+        return primary
+    from steadypay.db.replicated import ReplicatedDatabase, member_name
+
+    replicas: dict[str, Database] = {}
+    try:
+        for index, secret in enumerate(settings.database_read_urls):
+            url = secret.get_secret_value()
+            replicas[member_name(url, index)] = await open_database(
+                settings, application_name, url=url, faults=faults, **(overrides | {"min_size": 0})
+            )
+    except BaseException:
+        for opened in replicas.values():
+            await opened.close()
+        await primary.close()
+        raise
+    router = ReplicatedDatabase(primary, replicas, max_lag_s=settings.db_replica_max_lag_ms / 1000)
+    router.start_probing()
+    return router
+
+
 @contextlib.asynccontextmanager
 async def serving(
     settings: Settings, db: DatabaseRouter, app: FastAPI, faults: FaultInjector
@@ -136,6 +169,7 @@ async def serving(
     """The part of a service's lifespan every service has: CloudWatch export and SLI rollups
     (:func:`steadypay.http.observed`), the fault injector following the stored chaos
     configuration, then the startup freeze."""
+    app.state.database = db
     async with observed(settings, db, app), following(db, settings, faults):
         freeze_startup_objects()
         yield

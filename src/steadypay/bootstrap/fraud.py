@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from starlette.middleware import Middleware
 
-from steadypay.bootstrap.common import open_database, redis_for, serving
+from steadypay.bootstrap.common import open_router, redis_for, serving
 from steadypay.config import Settings
 from steadypay.faults import ChaosMiddleware, FaultInjector
 from steadypay.fraud.domain import WallClock, utc_now
@@ -59,7 +59,7 @@ def create_fraud_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = await open_database(settings, APPLICATION_NAME, faults=faults)
+        db = await open_router(settings, APPLICATION_NAME, faults=faults)
         redis: Redis | None = None
         try:
             await require_schema(db)

@@ -12,7 +12,7 @@ import structlog
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from steadypay.bootstrap.common import open_database, serving
+from steadypay.bootstrap.common import open_router, serving
 from steadypay.config import Environment, NotificationSettings, Settings
 from steadypay.faults import ChaosMiddleware, FaultInjector
 from steadypay.http import service_app
@@ -59,7 +59,7 @@ def create_notification_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = await open_database(
+        db = await open_router(
             settings,
             "steadypay-notifications",
             faults=faults,

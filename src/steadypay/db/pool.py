@@ -128,6 +128,14 @@ class Database:
     def reader(self, consistency: Consistency = Consistency.STRONG) -> Database:
         return self
 
+    async def position(self) -> int | None:
+        return None  # one server: every read sees every write
+
+    async def expire_connections(self) -> None:
+        """Reconnect each connection at its next use (after a failover: an idle connection may
+        still point at the old primary, now a standby)."""
+        await self._pool.expire_connections()
+
     def pool_stats(self) -> PoolStats:
         """This pool's connections now (all zero once closed)."""
         pool = self._pool
@@ -157,6 +165,8 @@ class Database:
             translated = translate(exc)
             if translated is exc:
                 raise
+            if getattr(exc, "sqlstate", None) == "25006":  # a standby now: reconnect them all
+                await self.expire_connections()
             raise translated from exc
 
     @asynccontextmanager

@@ -1,11 +1,11 @@
 """The FastAPI app every steadypay service starts from, and the lifespan part they share.
 
 :func:`service_app` installs the same stack everywhere — outermost first: request id (and the
-500 body for a bug), RED metrics, the service's own middleware (the fault injector's HTTP
-hook), the receiving side of ``X-Deadline-Ms`` — plus one error mapping and the health and
-metrics routes. :func:`observed` is the part of a lifespan that starts the CloudWatch export
-and the per-minute SLI rollups. What each service adds (its routes, its state, its jobs) comes
-from its composition root in :mod:`steadypay.bootstrap`.
+500 body for a bug), RED metrics, the read-your-writes token, the service's own middleware
+(the fault injector's HTTP hook), the receiving side of ``X-Deadline-Ms`` — plus one error
+mapping and the health and metrics routes. :func:`observed` is the part of a lifespan that
+starts the CloudWatch export and the per-minute SLI rollups. What each service adds (its
+routes, its state, its jobs) comes from its composition root in :mod:`steadypay.bootstrap`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from steadypay import __version__
 from steadypay.config import Settings
 from steadypay.db.router import DatabaseRouter
 from steadypay.http import health
+from steadypay.http.consistency import ConsistencyMiddleware
 from steadypay.http.context import RequestIdMiddleware
 from steadypay.http.deadline import DeadlineMiddleware
 from steadypay.http.handlers import install_error_handlers
@@ -41,12 +42,15 @@ def service_app(
     health_routes: bool = True,
 ) -> FastAPI:
     """A service's app with the shared stack. ``middleware`` goes inside the metrics (so that
-    what it does is measured like the real thing) and outside the deadline check."""
+    what it does is measured like the real thing) and the consistency token, and outside the
+    deadline check. The lifespan puts the service's database router on ``app.state.database``
+    (read-your-writes tokens, :mod:`steadypay.http.consistency`)."""
     app = FastAPI(title=title, version=__version__, description=description, lifespan=lifespan)
     app.state.request_observers = []
     app.add_middleware(DeadlineMiddleware)
     for extra in middleware:
         app.add_middleware(extra.cls, *extra.args, **extra.kwargs)
+    app.add_middleware(ConsistencyMiddleware)
     app.add_middleware(MetricsMiddleware, service=service, observers=app.state.request_observers)
     app.add_middleware(RequestIdMiddleware)  # outermost: error bodies carry the request id
     install_error_handlers(app)

@@ -34,6 +34,7 @@ STATUS_BY_ERROR: dict[type[e.SteadypayError], int] = {
     e.AtomicBatchFailed: 422,
     e.ServiceUnavailable: 503,
     e.DatabaseUnavailable: 503,
+    e.CommitOutcomeUnknown: 503,
     e.LedgerContention: 503,
     e.TransactionConflict: 503,
     e.DependencyUnavailable: 503,

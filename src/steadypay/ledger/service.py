@@ -26,6 +26,7 @@ from uuid import UUID
 
 import asyncpg
 
+from steadypay.db.commit import in_transaction
 from steadypay.db.router import Consistency, DatabaseRouter
 from steadypay.errors import (
     HoldNotPending,
@@ -129,10 +130,14 @@ class Ledger:
         max_concurrent_transactions: int = 8,
         group_commit: bool = True,
         group_commit_max_batch: int = 512,
+        commit_timeout_s: float = 5.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self._db = db
+        # How long a COMMIT may wait (for a standby, with synchronous replication) before the
+        # caller gets 503 commit_outcome_unknown; the commit itself is never cancelled.
+        self._commit_timeout_s = commit_timeout_s
         # Write transactions in flight per process. Beyond a few, they only queue on the same
         # wallet locks while each lock holder waits for the event loop: bounding them keeps
         # lock hold times short and the latency tail flat (measured: issue 4's closing note).
@@ -188,10 +193,17 @@ class Ledger:
             return []
         for attempt in range(self._retry.max_attempts):
             try:
-                async with self._writers, self._db.writer().transaction() as conn:
+
+                async def work(conn: asyncpg.Connection) -> list[Outcome]:
                     outcomes = await self._execute_once(conn, requests)
                     if check is not None:
                         check(outcomes)
+                    return outcomes
+
+                async with self._writers:
+                    outcomes = await in_transaction(
+                        self._db.writer(), work, commit_timeout_s=self._commit_timeout_s
+                    )
                 count_transfers(o.transfer for o in outcomes if isinstance(o, Executed))
                 return outcomes
             except TransactionConflict:
@@ -290,8 +302,14 @@ class Ledger:
         """
         for attempt in range(self._retry.max_attempts):
             try:
-                async with self._writers, self._db.writer().transaction() as conn:
-                    resolved = await self._resolve_once(conn, transfer_id, action, by)
+
+                async def work(conn: asyncpg.Connection) -> Transfer:
+                    return await self._resolve_once(conn, transfer_id, action, by)
+
+                async with self._writers:
+                    resolved = await in_transaction(
+                        self._db.writer(), work, commit_timeout_s=self._commit_timeout_s
+                    )
                 count_transfers([resolved])
                 return resolved
             except TransactionConflict:

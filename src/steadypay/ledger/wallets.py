@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
-from steadypay.db.router import DatabaseRouter
+from steadypay.db.router import Consistency, DatabaseRouter
 from steadypay.errors import NotFound, WalletExists
 from steadypay.idempotency.domain import IdempotencyClaim
 from steadypay.ledger import repository as sql
@@ -115,7 +115,7 @@ class Wallets:
         self, wallet_id: UUID, *, limit: int, starting_after: int | None
     ) -> tuple[list[Entry], bool]:
         """Newest first; returns (page, has_more)."""
-        async with self._db.reader().connection() as conn:
+        async with self._db.reader(Consistency.BOUNDED).connection() as conn:
             rows = await sql.list_entries(conn, wallet_id, limit + 1, starting_after)
         page = [
             Entry(r["id"], r["transfer_id"], r["currency"], r["amount"], r["balance_before"],
@@ -125,13 +125,13 @@ class Wallets:
         return page, len(rows) > limit
 
     async def transfer(self, transfer_id: UUID) -> Transfer | None:
-        async with self._db.reader().connection() as conn:
+        async with self._db.reader(Consistency.BOUNDED).connection() as conn:
             return await sql.get_transfer(conn, transfer_id)
 
     async def transfers(
         self, *, wallet_ids: Sequence[UUID] | None, limit: int, starting_after: UUID | None
     ) -> tuple[list[Transfer], bool]:
-        async with self._db.reader().connection() as conn:
+        async with self._db.reader(Consistency.BOUNDED).connection() as conn:
             rows = await sql.list_transfers(
                 conn, wallet_ids=wallet_ids, limit=limit + 1, starting_after=starting_after
             )

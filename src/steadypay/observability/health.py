@@ -69,9 +69,12 @@ class Check:
     observed_unit: str | None = None
     output: str | None = None
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    component_id: str | None = None
+    """Which one, when a key has several (``postgresql:replicaLag`` of each replica)."""
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
+        body: dict[str, Any] = {"componentId": self.component_id} if self.component_id else {}
+        body |= {
             "componentType": self.component_type,
             "status": self.status.value,
             "observedValue": self.observed_value,
@@ -287,3 +290,33 @@ def backlog_checks(
             f"the oldest has waited {age:g} s (warn above {limits.oldest_age_s:g} s)",
         ),
     ]  # fmt: skip
+
+
+def replica_probes(router: DatabaseRouter) -> list[Probe]:
+    """``postgresql:replicaLag``, a check per replica of a replicated router (none with one
+    server): ``pass`` while it serves reads (up, within the lag bound), else ``warn`` —
+    reads then go to the primary, nothing fails."""
+    from steadypay.db.replicated import ReplicatedDatabase
+
+    if not isinstance(router, ReplicatedDatabase):
+        return []
+    key = "postgresql:replicaLag"
+
+    async def run() -> list[Check]:
+        now = time.monotonic()
+        checks = []
+        for replica in router.replicas:
+            lag = replica.lag_s(now)
+            if not replica.up:
+                status, output = Status.WARN, "not answering: reads go to the primary"
+            elif lag is None or lag > router.max_lag_s:
+                status, output = Status.WARN, f"behind by more than {router.max_lag_s:g} s"
+            else:
+                status, output = Status.PASS, None
+            value = None if lag is None else round(lag, 3)
+            checks.append(
+                Check(key, "datastore", status, value, "s", output, component_id=replica.name)
+            )
+        return checks
+
+    return [Probe(key, "datastore", False, run)]
