@@ -240,10 +240,12 @@ async def run_workload(
     *,
     on_op: Callable[[Op], Awaitable[None]] | None = None,
     setup: Setup | None = None,
+    stop: asyncio.Event | None = None,
 ) -> BankRun:
-    """Run the clients for ``duration_s`` (or ``max_ops``) on the wallets of ``setup`` (made
-    now through ``client`` if not given: creating users and wallets is not idempotent, so set
-    up before injecting faults)."""
+    """Run the clients for ``duration_s`` (or ``max_ops``, or until ``stop`` is set: each
+    client then finishes the operation it is on) on the wallets of ``setup`` (made now through
+    ``client`` if not given: creating users and wallets is not idempotent, so set up before
+    injecting faults)."""
     if setup is None:
         setup = await client.set_up(uuid.uuid4().hex[:10])
     run_id = setup.run_id
@@ -287,7 +289,11 @@ async def run_workload(
             await on_op(op)
 
     async def worker(client_no: int) -> None:
-        while time.monotonic() < stop_at and (options.max_ops is None or counter < options.max_ops):
+        while (
+            time.monotonic() < stop_at
+            and (options.max_ops is None or counter < options.max_ops)
+            and (stop is None or not stop.is_set())
+        ):
             draw = rng.random()
             if draw < options.reuse_share and acknowledged:
                 earlier = rng.choice(acknowledged)

@@ -3,15 +3,20 @@
 :class:`ChaosEnvironment` starts, in a directory of its own:
 
 - an embedded PostgreSQL (durable: fsync and synchronous_commit on, so a crash may lose only
-  what was never acknowledged);
+  what was never acknowledged) or, with ``db_nodes=3``, a synchronous three-member Patroni
+  cluster (:mod:`steadypay.chaos.cluster`), the services writing through the multi-host URL
+  and reading from the members (``STEADYPAY_DATABASE_READ_URLS``);
 - a redis-server of its own, when the binary is installed;
-- a :class:`~steadypay.chaos.proxy.FaultProxy` in front of PostgreSQL, Redis and the fraud
-  service, through which the services reach them;
+- a :class:`~steadypay.chaos.proxy.FaultProxy` in front of PostgreSQL (of each member, named
+  ``postgresql-<member>``, in a cluster), Redis and the fraud service, through which the
+  services reach them;
 - the fraud service, the notification service, the API (several uvicorn workers) and the outbox
   relay, each a process of its own, its output in ``logs/<name>.log``.
 
 Process actions (:meth:`signal`, :meth:`restart`, :meth:`kill_postgres`,
-:meth:`restart_postgres`) and the proxies are what the experiments' actions call; an asyncio
+:meth:`restart_postgres`), the cluster's (:meth:`kill_primary_postmaster`,
+:meth:`lose_primary_node`, :meth:`kill_replica`, :meth:`partition_primary`,
+:meth:`lag_replica`, ...) and the proxies are what the experiments' actions call; an asyncio
 loop in a background thread runs the proxies and the bank workload.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -37,9 +43,11 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 
-from steadypay.chaos.proxy import FaultProxy
+from steadypay.chaos.cluster import ClusterDatabase
+from steadypay.chaos.proxy import FaultProxy, Timeout
 from steadypay.db.embedded import EmbeddedPostgres
 from steadypay.db.migrate import upgrade
+from steadypay.ha import MemberStatus
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +72,12 @@ class EnvironmentOptions:
     proxies: bool = True
     """put a fault proxy in front of PostgreSQL, Redis and fraud; False: services connect to
     them directly (for benchmarks: no Python proxy in the data path)"""
+    db_nodes: int = 1
+    """1: one embedded PostgreSQL; 3: a synchronous Patroni cluster of three members"""
+
+    def __post_init__(self) -> None:
+        if self.db_nodes not in (1, 3):
+            raise ValueError(f"db_nodes must be 1 or 3, not {self.db_nodes}")
 
 
 @dataclass(slots=True)
@@ -105,6 +119,14 @@ class ChaosEnvironment:
         self.data_dir = options.data_dir.absolute()
         self.admin_key = "chaos-admin-" + secrets.token_urlsafe(24)
         self.pg = EmbeddedPostgres(self.data_dir, port=free_port())
+        self.db_cluster = (
+            ClusterDatabase(self.data_dir / "cluster", options.db_nodes)
+            if options.db_nodes > 1
+            else None
+        )
+        """the Patroni cluster (``db_nodes=3``); None with one embedded PostgreSQL"""
+        self.database_read_urls: list[str] = []
+        """the services' replica URLs (a cluster's members, through their proxies)"""
         self.redis_port: int | None = None
         self._redis: subprocess.Popen[bytes] | None = None
         self.proxies: dict[str, FaultProxy] = {}
@@ -131,6 +153,9 @@ class ChaosEnvironment:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "logs").mkdir(exist_ok=True)
         self._thread.start()
+        if self.db_cluster is not None:
+            self._start_cluster()
+            return
         self.pg.init()
         self.pg.start()
         self.direct_database_url = self.pg.url
@@ -151,6 +176,36 @@ class ChaosEnvironment:
             self.database_url = self.direct_database_url.replace(
                 f":{self.pg.port}/", f":{pg_proxy.port}/"
             )
+        self._start_services(fraud_port, fraud_via, redis_via)
+
+    def _start_cluster(self) -> None:
+        """``start`` on a Patroni cluster: a proxy in front of each member (when proxies are
+        on), the services writing through the multi-host URL over them and reading from each
+        member; the checker's URL straight to the members."""
+        cluster = self.db_cluster
+        assert cluster is not None
+        cluster.start(timeout=max(self.options.ready_timeout_s, 120.0))
+        self.direct_database_url = cluster.writer_url()
+        upgrade(self.direct_database_url)
+        if self.options.redis and shutil.which("redis-server"):
+            self._start_redis()
+        fraud_port = free_port()
+        fraud_via, redis_via = fraud_port, self.redis_port
+        via: dict[str, int] | None = None
+        if self.options.proxies:
+            for member, port in cluster.member_ports().items():
+                self.run(self._open_proxy(f"postgresql-{member}", "127.0.0.1", port))
+            self.run(self._open_proxy("fraud", "127.0.0.1", fraud_port))
+            fraud_via = self.proxies["fraud"].port
+            if self.redis_port is not None:
+                self.run(self._open_proxy("redis", "127.0.0.1", self.redis_port))
+                redis_via = self.proxies["redis"].port
+            via = self.member_proxy_ports()
+        self.database_url = cluster.writer_url(via)
+        self.database_read_urls = cluster.member_urls(via)
+        self._start_services(fraud_port, fraud_via, redis_via)
+
+    def _start_services(self, fraud_port: int, fraud_via: int, redis_via: int | None) -> None:
         api_port, notification_port = free_port(), free_port()
         self.api_url = f"http://127.0.0.1:{api_port}"
         env = {
@@ -167,6 +222,14 @@ class ChaosEnvironment:
         }
         if redis_via is not None:
             env["STEADYPAY_REDIS_URL"] = f"redis://127.0.0.1:{redis_via}/0"
+        api_env = env
+        if self.db_cluster is not None:
+            env["STEADYPAY_DATABASE_READ_URLS"] = json.dumps(self.database_read_urls)
+            # the API's workers share their metrics (the router's decisions, summed)
+            metrics = self.data_dir / "metrics" / "api"
+            shutil.rmtree(metrics, ignore_errors=True)
+            metrics.mkdir(parents=True)
+            api_env = env | {"PROMETHEUS_MULTIPROC_DIR": str(metrics)}
         me = [sys.executable, "-m", "steadypay"]
         host = ["--host", "127.0.0.1"]
         specs = {
@@ -190,7 +253,7 @@ class ChaosEnvironment:
             "relay": ([*me, "outbox-relay"], None),
         }
         for name, (argv, port) in specs.items():
-            self.services[name] = Service(name, argv, env, port)
+            self.services[name] = Service(name, argv, api_env if name == "api" else env, port)
             self._spawn(self.services[name])
         self.wait_ready(self.options.ready_timeout_s)
 
@@ -199,8 +262,12 @@ class ChaosEnvironment:
             self._terminate(service)
         with contextlib.suppress(Exception):
             self.run(self._close_proxies(), timeout=10)
-        with contextlib.suppress(Exception):
-            self.pg.stop("fast", timeout=30)
+        if self.db_cluster is not None:
+            with contextlib.suppress(Exception):
+                self.db_cluster.stop(timeout=60)
+        else:
+            with contextlib.suppress(Exception):
+                self.pg.stop("fast", timeout=30)
         if self._redis is not None:
             self._redis.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -354,6 +421,8 @@ class ChaosEnvironment:
 
     # --- PostgreSQL and Redis -----------------------------------------------------------------
     def kill_postgres(self) -> int:
+        if self.db_cluster is not None:
+            raise RuntimeError("a cluster: use kill_primary_postmaster or lose_primary_node")
         info = (self.pg.pgdata / "postmaster.pid").read_text().split()
         pid = int(info[0])
         os.kill(pid, signal.SIGKILL)
@@ -365,6 +434,81 @@ class ChaosEnvironment:
 
     def restart_postgres(self) -> None:
         self.pg.start()
+
+    # --- the Patroni cluster (db_nodes=3) -----------------------------------------------------
+    def cluster(self) -> ClusterDatabase:
+        if self.db_cluster is None:
+            raise RuntimeError("this environment has one database node (db_nodes=1)")
+        return self.db_cluster
+
+    def cluster_status(self) -> list[MemberStatus]:
+        return self.cluster().status()
+
+    def primary_name(self) -> str:
+        return self.cluster().primary_name()
+
+    def member_proxy_ports(self) -> dict[str, int]:
+        """Each member's fault proxy port (member → port); empty without proxies."""
+        return {
+            member: self.proxies[f"postgresql-{member}"].port
+            for member in self.cluster().member_ports()
+            if f"postgresql-{member}" in self.proxies
+        }
+
+    def kill_primary_postmaster(self) -> tuple[str, int]:
+        """SIGKILL the primary's postmaster (Patroni promotes a standby): (member, pid)."""
+        return self.cluster().kill_primary_postmaster()
+
+    def lose_primary_node(self) -> str:
+        """SIGKILL the primary's Patroni and postmaster; :meth:`restart_member` brings the
+        node back (as a replica, once another member is the primary)."""
+        return self.cluster().lose_primary_node()
+
+    def restart_member(self, member: str, timeout: float = 90.0) -> MemberStatus:
+        return self.cluster().restart_member(member, timeout)
+
+    def kill_replica(self) -> str:
+        """SIGKILL a replica's Patroni and postmaster; :meth:`restore_cluster` restarts it."""
+        return self.cluster().kill_replica()
+
+    def partition_primary(self) -> str:
+        """The primary's proxy drops all traffic, both ways, on open and new connections (a
+        black hole, not a reset); the members still reach each other, so Patroni keeps it the
+        primary: the services are cut off from it. The member's name."""
+        member = self.primary_name()
+        proxy = self.proxy(f"postgresql-{member}")
+
+        async def cut() -> None:
+            proxy.add("partition", Timeout(timeout_ms=0, direction="both"))
+
+        self.run(cut())
+        log.warning("chaos_partition", member=member)
+        return member
+
+    def heal_partition(self) -> None:
+        """Traffic flows again through every member's proxy."""
+        proxies = [p for n, p in self.proxies.items() if n.startswith("postgresql-")]
+
+        async def heal() -> None:
+            for proxy in proxies:
+                proxy.remove("partition")
+
+        self.run(heal())
+
+    def lag_replica(self) -> str:
+        """Pause replay on a replica (its startup process stopped: Patroni undoes
+        ``pg_wal_replay_pause()`` within a second, see :mod:`steadypay.chaos.cluster`): it goes
+        on receiving and acknowledging WAL, but what it serves falls behind. Its name."""
+        return self.cluster().pause_replay()
+
+    def unlag_replica(self) -> list[str]:
+        return self.cluster().resume_replay()
+
+    def restore_cluster(self, within_s: float = 120.0) -> list[str]:
+        """Partitions healed, replay resumed, killed members started again; then until one
+        primary and two streaming, synchronous replicas. What was done."""
+        self.heal_partition()
+        return self.cluster().restore(within_s)
 
     def _start_redis(self) -> None:
         self.redis_port = free_port()
@@ -400,6 +544,17 @@ class ChaosEnvironment:
         return self.proxies[name]
 
     def describe(self) -> Mapping[str, object]:
+        if self.db_cluster is not None:
+            return {
+                "api": self.api_url,
+                "postgresql": self.db_cluster.member_ports(),
+                "postgresql_proxies": self.member_proxy_ports(),
+                "redis": self.redis_port,
+                "services": {
+                    n: s.process.pid if s.process else None for n, s in self.services.items()
+                },
+                "data_dir": str(self.data_dir),
+            }
         return {
             "api": self.api_url,
             "postgresql": f"127.0.0.1:{self.pg.port}",

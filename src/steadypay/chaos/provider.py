@@ -7,6 +7,12 @@ money safety, availability and recovery while its fault is on.
 
 Every action that starts a fault marks its start; :func:`restore` ends it (and is idempotent:
 it is both the method's last step and the experiment's rollback, and rollbacks always run).
+
+The cluster's faults (:func:`kill_primary_postmaster`, :func:`lose_primary_node`,
+:func:`kill_replica`, :func:`partition_primary`, :func:`lag_replica`) need an environment
+started with ``db_nodes=3``; what they observe (who the new primary is, how long the failover
+took, the router's decisions) goes into the experiment's ``details``, and what a probe finds
+wrong beyond the bank checker's verdict into its ``violations``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,10 @@ class Runtime:
     bank_options: BankOptions
     bank: BankState | None = None
     notifications: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+    """what the experiment observed (failover times, router decisions), for its report"""
+    violations: list[str] = field(default_factory=list)
+    """what a probe found wrong besides the bank checker (read-your-writes, routing)"""
 
 
 _RUNTIME: Runtime | None = None
@@ -65,6 +75,8 @@ def reset() -> None:
     rt = runtime()
     rt.bank = None
     rt.notifications = False
+    rt.details = {}
+    rt.violations = []
     rt.env.marks.faults.clear()
 
 
@@ -91,6 +103,11 @@ def bank_violations() -> int:
     if bank is None or bank.verdict is None:
         return 0
     return len(bank.verdict.violations)
+
+
+def probe_violations() -> int:
+    """Violations found by this experiment's other probes (read-your-writes, routing)."""
+    return len(runtime().violations)
 
 
 # --- the workload -----------------------------------------------------------------------------
@@ -160,6 +177,79 @@ def kill_postgres() -> int:
     return env.kill_postgres()
 
 
+# --- faults of the Patroni cluster (db_nodes=3) ----------------------------------------------
+def kill_primary_postmaster() -> dict[str, Any]:
+    """SIGKILL the primary's postmaster; Patroni promotes a synchronous standby."""
+    rt = runtime()
+    member = rt.env.primary_name()
+    rt.env.marks.start(f"kill postmaster of primary {member}")
+    member, pid = rt.env.kill_primary_postmaster()
+    rt.details["killed"] = member
+    return {"member": member, "pid": pid}
+
+
+def lose_primary_node() -> str:
+    """SIGKILL the primary's Patroni and postmaster: the node is gone until :func:`restore`."""
+    rt = runtime()
+    member = rt.env.primary_name()
+    rt.env.marks.start(f"lose node of primary {member}")
+    rt.env.lose_primary_node()
+    rt.details["killed"] = member
+    return member
+
+
+def wait_for_failover(within_s: float = 60.0) -> dict[str, Any]:
+    """Until a member other than the one killed is the primary (Patroni's decision)."""
+    rt = runtime()
+    killed = rt.details.get("killed")
+    new, _ = rt.env.cluster().wait_primary(killed, within_s)
+    since = time.monotonic() - rt.env.marks.faults[-1].started
+    rt.details |= {"new_primary": new, "failover_s": round(since, 2)}
+    return {"new_primary": new, "since_kill_s": round(since, 2)}
+
+
+def kill_replica() -> str:
+    """SIGKILL a replica's Patroni and postmaster: writes go on with the other standby."""
+    rt = runtime()
+    rt.env.marks.start("lose a replica node")
+    member = rt.env.kill_replica()
+    rt.details["killed"] = member
+    return member
+
+
+def partition_primary() -> str:
+    """The primary's fault proxy becomes a black hole (the services lose it; the members do
+    not, so Patroni keeps it the primary)."""
+    rt = runtime()
+    rt.env.marks.start("primary partitioned")
+    member = rt.env.partition_primary()
+    rt.details["partitioned"] = member
+    return member
+
+
+def lag_replica() -> str:
+    """Pause replay on a replica: its data falls behind while it still acknowledges WAL."""
+    rt = runtime()
+    rt.env.marks.start("replica replay paused")
+    member = rt.env.lag_replica()
+    rt.details["lagging"] = member
+    return member
+
+
+def read_your_writes(duration_s: float, settle_s: float = 1.5) -> dict[str, Any]:
+    """For ``duration_s``: write, then read it back with and without the consistency token;
+    count the router's decisions (the API's ``/metrics``) from ``settle_s`` on. A read with
+    the token that misses its write, or a ``BOUNDED`` read sent to the lagging replica once
+    its lag is past the bound, is a violation."""
+    from steadypay.chaos.consistency import read_your_writes as probe
+
+    rt = runtime()
+    result = probe(rt.env, duration_s, lagging=rt.details.get("lagging"), settle_s=settle_s)
+    rt.details |= result.details()
+    rt.violations += result.violations
+    return result.details()
+
+
 def add_toxic(proxy: str, toxic: str, name: str = "chaos", **arguments: Any) -> dict[str, Any]:
     """Add a toxic to a proxy (``postgresql``, ``redis``, ``fraud``): ``latency``,
     ``bandwidth``, ``timeout``, ``reset_peer``."""
@@ -210,7 +300,9 @@ def restore(wait_s: float = 60.0) -> dict[str, Any]:
         if proxy.toxics or not proxy.is_up:
             env.run(_heal(proxy))
             done.append(f"proxy {name}")
-    if not env.postgres_running():
+    if env.db_cluster is not None:
+        done += env.restore_cluster(max(wait_s, 120.0))
+    elif not env.postgres_running():
         env.restart_postgres()
         done.append("postgresql restarted")
     for name in env.services:

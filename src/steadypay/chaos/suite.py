@@ -9,7 +9,13 @@ default Chaos Toolkit skips rollbacks when an experiment *fails*, which would le
 place for the next one.
 
 Durations come from each experiment's ``configuration`` (``warmup_s``, ``fault_s``,
-``recover_s``); ``--quick`` shortens them. The workload runs for warmup + fault + recover.
+``recover_s``); ``--quick`` shortens them. The workload runs for warmup + fault + recover, plus
+``failover_s`` for an experiment that first waits for Patroni to promote a standby (not
+shortened: Patroni's timings are what they are).
+
+Experiments that need the database cluster (``"needs": ["cluster"]`` in their ``steadypay``
+extension) run in an environment of their own with three members (``db_nodes=3``), started
+once for all of them after the single-node experiments are done.
 """
 
 from __future__ import annotations
@@ -51,7 +57,9 @@ def load(name: str) -> dict[str, Any]:
 def resolve(experiment: dict[str, Any], quick: bool) -> dict[str, Any]:
     """Substitute ``${name}`` with the (quick) configuration's numbers, everywhere."""
     config = {**experiment.get("configuration", {}), **(QUICK if quick else {})}
-    config["bank_s"] = config["warmup_s"] + config["fault_s"] + config["recover_s"]
+    config["bank_s"] = (
+        config["warmup_s"] + config["fault_s"] + config["recover_s"] + config.get("failover_s", 0)
+    )
 
     def walk(value: Any) -> Any:
         if isinstance(value, dict):
@@ -85,6 +93,8 @@ class Outcome:
     note: str = ""
     seed: int | None = None
     """The bank workload's seed (its operations; timing and interleavings are not replayed)."""
+    details: dict[str, Any] | None = None
+    """What the experiment observed besides the workload (new primary, router decisions)."""
 
     @property
     def ok(self) -> bool:
@@ -127,6 +137,9 @@ def run_one(env: ChaosEnvironment, name: str, quick: bool) -> Outcome:
     needs = {n for ext in experiment.get("extensions", []) for n in ext.get("needs", [])}
     if "redis" in needs and "redis" not in env.proxies:
         return Outcome(name, title, "skipped", note="needs redis-server, which is not installed")
+    if ("cluster" in needs) != (env.db_cluster is not None):
+        wanted = "three database nodes" if "cluster" in needs else "one database node"
+        return Outcome(name, title, "skipped", note=f"needs an environment with {wanted}")
     provider.reset()
     started = time.monotonic()
     journal = run_experiment(experiment, settings=ROLLBACKS_ALWAYS)
@@ -147,6 +160,11 @@ def run_one(env: ChaosEnvironment, name: str, quick: bool) -> Outcome:
     elif outcome.status == "completed":
         outcome.status = "failed"
         outcome.note = "the bank workload did not run to its end"
+    rt = provider.runtime()
+    if rt.violations:
+        outcome.violations += len(rt.violations)
+        outcome.violation_messages = [*(outcome.violation_messages or []), *rt.violations[:20]]
+    outcome.details = dict(rt.details) or None
     if journal.get("deviated"):
         outcome.status = "deviated"
     failures = [
@@ -167,23 +185,47 @@ def run_suite(
     bank_options: BankOptions,
     api_workers: int = 2,
 ) -> list[Outcome]:
+    """Run ``selected``: the single-node experiments in one environment, then those that
+    need the cluster in one three-node environment (``<dir>/three-nodes``); outcomes in the
+    order selected, experiment ``i`` with the workload seed ``seed + i``."""
     owned = data_dir is None
     directory = Path(tempfile.mkdtemp(prefix="steadypay-chaos-")) if owned else data_dir
     assert directory is not None
-    outcomes: list[Outcome] = []
+    clustered = {name for name in selected if needs_cluster(name)}
+    groups = [
+        (
+            [n for n in selected if n not in clustered],
+            EnvironmentOptions(directory, api_workers=api_workers),
+        ),
+        (
+            [n for n in selected if n in clustered],
+            EnvironmentOptions(directory / "three-nodes", api_workers=api_workers, db_nodes=3),
+        ),
+    ]
+    done: dict[str, Outcome] = {}
     try:
-        with ChaosEnvironment(EnvironmentOptions(directory, api_workers=api_workers)) as env:
-            for index, name in enumerate(selected):
-                seed = None if bank_options.seed is None else bank_options.seed + index
-                provider.install(env, replace(bank_options, seed=seed))
-                outcome = run_one(env, name, quick)
-                outcome.seed = seed
-                outcomes.append(outcome)
+        for group, options in groups:
+            if not group:
+                continue
+            with ChaosEnvironment(options) as env:
+                for name in group:
+                    index = selected.index(name)
+                    seed = None if bank_options.seed is None else bank_options.seed + index
+                    provider.install(env, replace(bank_options, seed=seed))
+                    outcome = run_one(env, name, quick)
+                    outcome.seed = seed
+                    done[name] = outcome
     finally:
         # keep the logs of a run that went wrong (or one the caller placed)
-        if owned and outcomes and all(o.ok for o in outcomes):
+        if owned and done and all(o.ok for o in done.values()) and len(done) == len(selected):
             shutil.rmtree(directory, ignore_errors=True)
-    return outcomes
+    return [done[name] for name in selected]
+
+
+def needs_cluster(name: str) -> bool:
+    """Whether an experiment needs the three-member database cluster."""
+    experiment = load(name)
+    return any("cluster" in ext.get("needs", []) for ext in experiment.get("extensions", []))
 
 
 def outcomes_json(outcomes: list[Outcome]) -> dict[str, Any]:

@@ -3,7 +3,11 @@
 - :mod:`~steadypay.cli.main` — the entry point (``app``); commands import their module lazily.
 - :mod:`~steadypay.cli.up` — ``steadypay up``: database, migrations, every service supervised.
 - :mod:`~steadypay.cli.supervisor` — the small process supervisor behind ``steadypay up``.
-- :mod:`~steadypay.cli.database` — which database a command talks to (URL or embedded cluster).
+- :mod:`~steadypay.cli.database` — which database a command talks to (URL, the Patroni cluster
+  of the data directory, or the embedded node).
+- :mod:`~steadypay.cli.cluster` — ``steadypay cluster status|switchover|failover`` and the
+  ``up --db-nodes`` check; :mod:`~steadypay.cli.ha` — their bodies, and the cluster under
+  ``up --db-nodes N`` (started with progress, watched, stopped).
 - :mod:`~steadypay.cli.fraud` — ``steadypay fraud-service``.
 - :mod:`~steadypay.cli.notifications` — ``steadypay notifications serve``.
 - :mod:`~steadypay.cli.outbox` — ``steadypay outbox relay``.

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from rich.console import Console
@@ -99,6 +100,29 @@ def run_bank(
     return verdict.ok
 
 
+def describe_details(details: dict[str, Any]) -> str:
+    """One line of what a cluster experiment observed (failover, routing, read-your-writes)."""
+    parts = []
+    if "killed" in details:
+        parts.append(f"{details['killed']} killed")
+    if "partitioned" in details:
+        parts.append(f"{details['partitioned']} partitioned off")
+    if "new_primary" in details:
+        parts.append(f"{details['new_primary']} primary {details['failover_s']:.1f} s after")
+    if details.get("lagging"):
+        parts.append(f"replay paused on {details['lagging']}")
+    if "read_your_writes" in details:
+        ryw = details["read_your_writes"]
+        parts.append(
+            f"{ryw['token_reads']} reads with the token, {ryw['token_reads_missed']} missed "
+            f"their write; {ryw['tokenless_reads']} without, {ryw['tokenless_reads_stale']} stale"
+        )
+    if "router_decisions_settled" in details:
+        decided = ", ".join(f"{k}={n}" for k, n in details["router_decisions_settled"].items())
+        parts.append(f"router once lag > bound (primary {details.get('primary')}): {decided}")
+    return "; ".join(parts)
+
+
 def run_experiments(
     selected: list[str],
     *,
@@ -136,6 +160,8 @@ def run_experiments(
         )  # fmt: skip
     console.print(table)
     for o in outcomes:
+        if o.details:
+            console.print(f"  {o.name}: {describe_details(o.details)}")
         if o.note:
             console.print(f"  {o.name}: {o.note}")
         for message in o.violation_messages or []:

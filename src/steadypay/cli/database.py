@@ -1,4 +1,5 @@
-"""Which database a CLI command talks to: the configured URL, or the embedded cluster."""
+"""Which database a CLI command talks to: the configured URL, the Patroni cluster that
+`steadypay up --db-nodes N` runs in the data directory, or the embedded single node."""
 
 from __future__ import annotations
 
@@ -9,19 +10,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from steadypay.config import Settings
 from steadypay.db.embedded import EmbeddedPostgres
 
+if TYPE_CHECKING:  # steadypay.ha is imported only where a cluster is used (startup time)
+    from steadypay.ha import PatroniCluster
+
 ADMIN_KEY_FILE = "admin.key"
+CLUSTER_DIR = "cluster"  # <data_dir>/cluster: the members of `up --db-nodes N`
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
     url: str
     embedded: EmbeddedPostgres | None
+    cluster: PatroniCluster | None = None
 
     def describe(self) -> str:
+        if self.cluster is not None:
+            members = len(self.cluster.layout.members)
+            return f"{members} PostgreSQL members under Patroni (in {self.cluster.data_dir})"
         if self.embedded is None:
             return "PostgreSQL at STEADYPAY_DATABASE_URL"
         return (
@@ -34,15 +44,48 @@ def embedded_for(settings: Settings, data_dir: Path) -> EmbeddedPostgres:
     return EmbeddedPostgres(data_dir, bin_dir=settings.pg_bin_dir)
 
 
+def cluster_for(settings: Settings, data_dir: Path, members: int = 3) -> PatroniCluster:
+    """The Patroni cluster of ``data_dir`` (``<data_dir>/cluster``), started or not."""
+    from steadypay.ha import PatroniCluster
+
+    return PatroniCluster(data_dir / CLUSTER_DIR, members=members, bin_dir=settings.pg_bin_dir)
+
+
+def has_cluster(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds a Patroni cluster (``up --db-nodes N`` created one)."""
+    return (data_dir / CLUSTER_DIR / "cluster.json").is_file()
+
+
 @contextmanager
 def database(
-    settings: Settings, data_dir: Path, *, stop_if_started: bool = True
+    settings: Settings,
+    data_dir: Path,
+    *,
+    stop_if_started: bool = True,
+    prefer_cluster: bool = True,
 ) -> Iterator[Target]:
-    """Yield the database to use. An embedded cluster that this call started is stopped after,
-    one that was already running (say, under `steadypay up`) is left alone."""
+    """Yield the database to use: STEADYPAY_DATABASE_URL if set; else, with
+    ``prefer_cluster``, the Patroni cluster in ``data_dir`` if it runs (or if there is no
+    embedded node beside it); else the embedded node. A database that this call started is
+    stopped after, one that was already running (say, under `steadypay up`) is left alone."""
     if settings.database_url is not None:
         yield Target(settings.database_url.get_secret_value(), None)
         return
+    if prefer_cluster and has_cluster(data_dir):
+        ha = cluster_for(settings, data_dir)
+        members = len(ha.layout.members)
+        running = any(s.patroni_pid is not None for s in ha.status())
+        if running or not embedded_for(settings, data_dir).initialised():
+            ha = cluster_for(settings, data_dir, members)
+            if not running:
+                ha.start()
+            try:
+                yield Target(ha.dsn(), None, ha)
+            finally:
+                if stop_if_started and not running:
+                    ha.stop()
+                ha.close()
+            return
     cluster = embedded_for(settings, data_dir)
     was_running = cluster.is_running()
     cluster.init()

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from steadypay.cli import cluster as cluster_cli
+from steadypay.cli import drill as drill_cli
 from steadypay.config import Settings
 
 app = typer.Typer(
@@ -22,6 +24,8 @@ bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=T
 app.add_typer(bench_app, name="bench")
 chaos_app = typer.Typer(help="Fault injection and money-safety checks.", no_args_is_help=True)
 app.add_typer(chaos_app, name="chaos")
+app.add_typer(cluster_cli.app, name="cluster")
+app.add_typer(drill_cli.app, name="drill")
 
 DataDir = Annotated[
     Path | None,
@@ -51,6 +55,15 @@ def up(
         str,
         typer.Option(help="Which to run, comma-separated: fraud,notifications,api,relay,monitor"),
     ] = "fraud,notifications,api,relay,monitor",
+    db_nodes: Annotated[
+        int,
+        typer.Option(
+            "--db-nodes",
+            min=1,
+            help="PostgreSQL members: 1, one embedded node; 3 to 5, a synchronous cluster "
+            "under Patroni in <data-dir>/cluster (`steadypay cluster status`)",
+        ),
+    ] = 1,
 ) -> None:
     """Migrate, then run the whole system under one supervisor (on the embedded PostgreSQL
     unless STEADYPAY_DATABASE_URL is set). Ctrl-C stops everything."""
@@ -61,6 +74,9 @@ def up(
     if unknown:
         raise typer.BadParameter(f"unknown services {sorted(unknown)}; choose from {SERVICES}")
     settings = _settings()
+    external = settings.database_url is not None
+    if problem := cluster_cli.db_nodes_problem(db_nodes, external_database=external):
+        raise typer.BadParameter(problem, param_hint="--db-nodes")
     run_up(
         settings,
         host=host,
@@ -70,6 +86,7 @@ def up(
         fraud_port=fraud_port,
         notification_port=notification_port,
         services=chosen,
+        db_nodes=db_nodes,
     )
 
 

@@ -6,7 +6,11 @@ Children (each also runnable alone with its own command):
   api                   the payment API + its jobs   --port (8000)
   outbox-relay          outbox -> notification service
   monitor               health rounds, canary payment, failover decision (docs/monitor.md)
-Ctrl-C stops them all, then the embedded database.
+Ctrl-C stops them all, then the embedded database. With ``--db-nodes 3`` (to 5) the database
+is a synchronous PostgreSQL cluster under Patroni in ``<data-dir>/cluster``
+(:mod:`steadypay.cli.ha`): the services write through a multi-host URL that finds the primary
+and read from every member (STEADYPAY_DATABASE_READ_URLS); a watchdog restarts a member whose
+Patroni died; Ctrl-C stops the members after the services.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import uvicorn
@@ -24,6 +29,7 @@ from rich.console import Console
 from steadypay import __version__
 from steadypay.bootstrap import configure_logging
 from steadypay.cli.database import (
+    Target,
     admin_key_path,
     database,
     exclusive,
@@ -48,10 +54,11 @@ def run_up(
     fraud_port: int = 8001,
     notification_port: int = 8002,
     services: tuple[str, ...] = SERVICES,
+    db_nodes: int = 1,
 ) -> None:
     console = Console(stderr=True)
     data_dir = data_dir.absolute()
-    with exclusive(data_dir), database(settings, data_dir) as target:
+    with exclusive(data_dir), _database(settings, data_dir, db_nodes, console) as target:
         if settings.admin_key is not None:
             admin_key = settings.admin_key.get_secret_value()
             key_note = "from STEADYPAY_ADMIN_KEY"
@@ -70,6 +77,13 @@ def run_up(
             "STEADYPAY_FRAUD_URL": fraud_url,
             "STEADYPAY_NOTIFICATION_URL": notification_url,
         }
+        members: list[str] = []
+        if target.cluster is not None:
+            from steadypay.cli.ha import member_lines, read_urls, rest_urls
+
+            env["STEADYPAY_DATABASE_READ_URLS"] = read_urls(target.cluster)
+            env["STEADYPAY_MONITOR_PATRONI_URLS"] = rest_urls(target.cluster)
+            members = member_lines(target.cluster.status(), target.cluster.layout.host)
         me = [sys.executable, "-m", "steadypay"]
 
         def with_metrics(service: str) -> dict[str, str]:
@@ -102,14 +116,21 @@ def run_up(
             f"  Health     {base}/health/ready\n"
             f"  Fraud      {fraud_url}   Notifications  {notification_url}\n"
             f"  Database   {target.describe()}\n"
-            f"  Admin key  {key_note}\n"
+            + "".join(f"{line}\n" for line in members)
+            + f"  Admin key  {key_note}\n"
             f"  Workers    {workers}\n"
-            "Press Ctrl-C to stop everything (the embedded database too)."
+            "Press Ctrl-C to stop everything (the "
+            + ("database cluster" if target.cluster else "embedded database")
+            + " too)."
         )
-        watchdogs = []
+        watchdogs: list[Callable[[], str | None]] = []
         if target.embedded is not None:
             target.embedded.pin_port()
             watchdogs.append(PostgresWatchdog(target.embedded))
+        if target.cluster is not None:
+            from steadypay.cli.ha import ClusterWatchdog
+
+            watchdogs.append(ClusterWatchdog(target.cluster))
         supervisor = Supervisor(
             [every[s] for s in SERVICES if s in services],
             say=console.print,
@@ -118,6 +139,18 @@ def run_up(
         )
         supervisor.run()
     console.print("steadypay stopped.")
+
+
+def _database(
+    settings: Settings, data_dir: Path, db_nodes: int, console: Console
+) -> AbstractContextManager[Target]:
+    """One embedded node (or STEADYPAY_DATABASE_URL), or the Patroni cluster of ``db_nodes``
+    members in ``<data_dir>/cluster``, started here and stopped after the services."""
+    if db_nodes == 1:
+        return database(settings, data_dir, prefer_cluster=False)
+    from steadypay.cli.ha import started_cluster
+
+    return started_cluster(settings, data_dir, db_nodes, console)
 
 
 class PostgresWatchdog:
