@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps barman  # decision 0009
 	@touch $(STAMP)
 
 ## run: install into .venv and start steadypay on its embedded PostgreSQL
@@ -45,5 +46,6 @@ lock:
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
 	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	.lock-venv/bin/python -m pip install --quiet --no-deps barman
 	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^steadypay' > constraints.txt
 	rm -rf .lock-venv

@@ -7,6 +7,7 @@
 - :mod:`.relay` — the outbox relay
 - :mod:`.monitor` — the health monitor
 - :mod:`.tools` — CLI commands that touch the database (migrate, ledger check)
+- :mod:`.backup` — the backup commands' view of the ledger (snapshot, totals, audit)
 - :mod:`.common` — what they share (pools, dependency clients, Redis, logging, lifespan)
 
 Nothing outside this package opens a pool or a client or reads the environment; hooks such as

@@ -118,6 +118,10 @@ def api_readiness(c: Container) -> Readiness:
     ]
     if c.dependencies.redis is not None:
         probes.append(redis_probe(c.dependencies.redis, c.db.service, timeout_s))
+    if settings.backup_enabled:
+        from steadypay.bootstrap.backup import backup_probe  # boto3 and barman's helpers
+
+        probes.append(backup_probe(c.db, settings.backup_verified_max_age_s))
 
     async def refresh() -> None:
         await refresh_state_gauges(c.db, timeout_s)

@@ -41,14 +41,32 @@ class Target:
 
 
 def embedded_for(settings: Settings, data_dir: Path) -> EmbeddedPostgres:
-    return EmbeddedPostgres(data_dir, bin_dir=settings.pg_bin_dir)
+    """The embedded node of ``data_dir``; archiving WAL to the backup buckets when backups
+    are on (STEADYPAY_BACKUP_ENABLED, docs/dr.md)."""
+    return EmbeddedPostgres(
+        data_dir, bin_dir=settings.pg_bin_dir, settings=_archive_settings(settings)
+    )
 
 
 def cluster_for(settings: Settings, data_dir: Path, members: int = 3) -> PatroniCluster:
-    """The Patroni cluster of ``data_dir`` (``<data_dir>/cluster``), started or not."""
+    """The Patroni cluster of ``data_dir`` (``<data_dir>/cluster``), started or not; its
+    members archive WAL (the primary does; standbys only once promoted) with backups on."""
     from steadypay.ha import PatroniCluster
 
-    return PatroniCluster(data_dir / CLUSTER_DIR, members=members, bin_dir=settings.pg_bin_dir)
+    return PatroniCluster(
+        data_dir / CLUSTER_DIR,
+        members=members,
+        bin_dir=settings.pg_bin_dir,
+        parameters=_archive_settings(settings),
+    )
+
+
+def _archive_settings(settings: Settings) -> dict[str, str]:
+    if not settings.backup_enabled:
+        return {}
+    from steadypay.bootstrap.backup import archive_settings  # boto3: only when backups are on
+
+    return archive_settings(settings)
 
 
 def has_cluster(data_dir: Path) -> bool:

@@ -1,5 +1,7 @@
 """`steadypay drill failover`: kill the primary N times under the bank workload and print RTO,
 RPO, duplicates, 503 seconds, rejoin times and the ledger audit (:mod:`steadypay.chaos.drill`).
+`steadypay drill dr`: lose a whole region and fail over to the other
+(:mod:`steadypay.chaos.dr_drill`).
 
 Imports only Typer at import time: ``steadypay --help`` does not load the harness."""
 
@@ -16,6 +18,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from steadypay.chaos.dr_drill import DrDrillReport
     from steadypay.chaos.drill import DrillReport
 
 app = typer.Typer(help="Failure drills that print figures.", no_args_is_help=True)
@@ -125,3 +128,79 @@ def print_report(report: DrillReport, console: Console) -> None:
         console.print("[bold red]DRILL FAILED[/]")
     if not (report.safe and report.within_goal):
         console.print(f"logs: {report.data_dir}/logs, {report.data_dir}/cluster/pg*/log")
+
+
+@app.command("dr")
+def dr(
+    workload_s: Annotated[
+        float, typer.Option(min=1.0, help="Seconds of bank workload before region A is lost")
+    ] = 20.0,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures to this file")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where both regions live (kept) [default: a temp dir]"),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed of the bank workload")] = None,
+) -> None:
+    """Start region A (steadypay with backups to moto's us-east-1, copies in us-west-2), run
+    the bank workload, destroy region A (every process SIGKILLed, its data directory deleted),
+    run `steadypay dr failover --to us-west-2` from the us-west-2 copy alone, then count the
+    acknowledged transfers missing (RPO) and duplicated, audit region B, and print RTO/RPO.
+    Exit 1 if unsafe (a duplicate, a dirty audit, a failed runbook step), 3 if only a goal
+    (RTO ≤ 60 s, RPO ≤ 5 s) was missed."""
+    from rich.console import Console
+
+    from steadypay.chaos.dr_drill import DrDrillOptions, run_dr_drill
+    from steadypay.observability.logging import configure_logging
+
+    configure_logging("error", None, "drill")
+    progress = Console(stderr=True, log_path=False)
+    options = DrDrillOptions(
+        data_dir=data_dir.absolute() if data_dir else None, workload_s=workload_s, seed=seed
+    )
+    report = run_dr_drill(options, say=progress.log)
+    print_dr_report(report, Console(width=None if sys.stdout.isatty() else 140))
+    if json_file is not None:
+        json_file.write_text(json.dumps(report.json(), indent=2, default=str) + "\n")
+    if not report.safe:
+        raise typer.Exit(EXIT_UNSAFE)
+    if not report.within_goal:
+        raise typer.Exit(EXIT_GOAL_MISSED)
+
+
+def print_dr_report(report: DrDrillReport, console: Console) -> None:
+    from rich.table import Table
+
+    from steadypay.chaos.dr_drill import RPO_GOAL_S, RTO_GOAL_S
+
+    table = Table(title="steadypay drill dr: region us-east-1 lost, failover to us-west-2")
+    for column in ("step", "status", "s", "detail"):
+        table.add_column(column)
+    for step in report.runbook_steps:
+        detail = ", ".join(f"{k}={v}" for k, v in step["detail"].items()
+                           if not isinstance(v, list | dict))  # fmt: skip
+        table.add_row(step["name"], step["status"], f"{step['duration_s']:.2f}", detail[:100])
+    console.print(table)
+    rto = "-" if report.rto_s is None else f"{report.rto_s:.1f}"
+    console.print(
+        f"RTO {rto} s (goal ≤ {RTO_GOAL_S:g} s): region A lost → first payment acknowledged "
+        f"in region B; RPO {report.rpo_s:.2f} s (goal ≤ {RPO_GOAL_S:g} s): "
+        f"{len(report.missing)} of {report.acknowledged} acknowledged transfer(s) missing"
+    )
+    audit = "[green]clean[/]" if report.audit_clean else "[red]VIOLATED[/]"
+    console.print(
+        f"{report.present} present exactly once; {report.duplicates} duplicate(s); ledger audit "
+        f"{audit} in region B; DNS weights {report.dns_weights}; timings {report.timings}"
+    )
+    for missing in report.missing[:20]:
+        console.print(f"  missing: {missing}")
+    for problem in report.problems:
+        console.print(f"  [red]problem[/]: {problem}")
+    if report.safe and report.within_goal:
+        console.print("[bold green]DRILL OK[/]")
+    elif report.safe:
+        console.print("[bold yellow]DRILL SAFE, GOAL MISSED[/]")
+    else:
+        console.print(f"[bold red]DRILL FAILED[/] (kept: {report.directory})")

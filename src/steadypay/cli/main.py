@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
+from steadypay.cli import backup as backup_cli
 from steadypay.cli import cluster as cluster_cli
+from steadypay.cli import dr as dr_cli
 from steadypay.cli import drill as drill_cli
 from steadypay.config import Settings
 
@@ -26,6 +28,8 @@ chaos_app = typer.Typer(help="Fault injection and money-safety checks.", no_args
 app.add_typer(chaos_app, name="chaos")
 app.add_typer(cluster_cli.app, name="cluster")
 app.add_typer(drill_cli.app, name="drill")
+app.add_typer(backup_cli.app, name="backup")
+app.add_typer(dr_cli.app, name="dr")
 
 DataDir = Annotated[
     Path | None,
@@ -53,8 +57,11 @@ def up(
     notification_port: Annotated[int, typer.Option(help="The notification service's port")] = 8002,
     services: Annotated[
         str,
-        typer.Option(help="Which to run, comma-separated: fraud,notifications,api,relay,monitor"),
-    ] = "fraud,notifications,api,relay,monitor",
+        typer.Option(
+            help="Which to run, comma-separated: fraud,notifications,api,relay,monitor,backups "
+            "(backups: only with STEADYPAY_BACKUP_ENABLED=true)"
+        ),
+    ] = "fraud,notifications,api,relay,monitor,backups",
     db_nodes: Annotated[
         int,
         typer.Option(

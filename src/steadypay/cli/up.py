@@ -41,7 +41,7 @@ from steadypay.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from steadypay.db.migrate import upgrade
 from steadypay.resilience.retry import exponential_s
 
-SERVICES = ("fraud", "notifications", "api", "relay", "monitor")
+SERVICES = ("fraud", "notifications", "api", "relay", "monitor", "backups")
 
 
 def run_up(
@@ -110,6 +110,13 @@ def run_up(
         # join the API's /metrics like the relay's.
         every["monitor"] = ChildSpec("monitor", [*me, "monitor", "--api-url", base], env | {
             "PROMETHEUS_MULTIPROC_DIR": str(data_dir / "metrics" / "api")})  # fmt: skip
+        # With backups on: a first base backup now, then on schedule, each verified by a
+        # restore and copied to the DR bucket (docs/dr.md). Needs the database of data_dir.
+        local = target.embedded is not None or target.cluster is not None
+        backups = settings.backup_enabled and local
+        if backups:
+            every["backups"] = ChildSpec("backups", [*me, "backup", "agent", "--data-dir",
+                                                     str(data_dir)], env)  # fmt: skip
         console.print(
             f"  API        {base}\n"
             f"  Docs       {base}/docs   (OpenAPI: {base}/openapi.json)\n"
@@ -132,7 +139,7 @@ def run_up(
 
             watchdogs.append(ClusterWatchdog(target.cluster))
         supervisor = Supervisor(
-            [every[s] for s in SERVICES if s in services],
+            [every[s] for s in SERVICES if s in services and s in every],
             say=console.print,
             pid_dir=data_dir / "run",
             watchdogs=watchdogs,

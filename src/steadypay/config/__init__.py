@@ -28,6 +28,8 @@ model                           fields (``STEADYPAY_`` + upper case)
 :class:`ChaosSettings`          ``chaos_*``
 :class:`HttpSettings`           ``admin_key``, ``host``, ``port``, ``workers``
 :class:`LoggingSettings`        ``log_level``, ``log_json``
+:class:`BackupSettings`         ``backup_*`` (barman-cloud, the DR copy)
+:class:`DrSettings`             ``dr_*`` (the regional failover runbook)
 ==============================  ==========================================================
 
 Modules: :mod:`~steadypay.config.contexts` (the per-context models),
@@ -40,10 +42,12 @@ This package imports nothing from steadypay: every other layer may depend on it.
 from steadypay.config.contexts import (
     LATENCY_BOUNDS_MS,
     MIN_ADMIN_KEY_LENGTH,
+    BackupSettings,
     ChaosSettings,
     CloudWatchSettings,
     ContextSettings,
     DatabaseSettings,
+    DrSettings,
     Environment,
     EnvironmentSettings,
     FraudSettings,
@@ -66,12 +70,14 @@ __all__ = [
     "LATENCY_BOUNDS_MS",
     "MIN_ADMIN_KEY_LENGTH",
     "AmountBand",
+    "BackupSettings",
     "ChaosSettings",
     "CloudWatchSettings",
     "ContextSettings",
     "DatabaseSettings",
     "DependenciesSettings",
     "DependencySettings",
+    "DrSettings",
     "Environment",
     "EnvironmentSettings",
     "FraudRules",

@@ -369,3 +369,93 @@ class LoggingSettings(ContextSettings):
         description="JSON log lines (one object per line). Unset: JSON unless stderr is a "
         "terminal, so a laptop gets readable lines and a container gets JSON.",
     )
+
+
+class BackupSettings(ContextSettings):
+    """Continuous backups with barman-cloud (``steadypay.backup``, docs/dr.md). The S3 endpoint
+    is boto3's standard ``AWS_ENDPOINT_URL``; credentials come from boto3's chain."""
+
+    backup_enabled: bool = Field(
+        default=False, description="Archive WAL and take base backups to the backup bucket."
+    )
+    backup_bucket_url: str | None = Field(
+        default=None, description="Primary region's backups: s3://bucket/prefix."
+    )
+    backup_region: str | None = Field(default=None, description="The primary bucket's region.")
+    backup_kms_key_id: str | None = Field(
+        default=None, description="KMS key (id or ARN) of SSE-KMS in the primary region."
+    )
+    backup_dr_bucket_url: str | None = Field(
+        default=None, description="The DR region's copy: s3://bucket/prefix. Unset: no copy."
+    )
+    backup_dr_region: str | None = Field(default=None, description="The DR bucket's region.")
+    backup_dr_kms_key_id: str | None = Field(
+        default=None, description="KMS key the DR copy is re-encrypted under."
+    )
+    backup_server_name: str = Field(
+        default="steadypay",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="barman's server name: the folder of this cluster in the bucket.",
+    )
+    backup_interval_s: float = Field(
+        default=86_400.0, gt=0, description="A base backup this often."
+    )
+    backup_retention_days: int = Field(
+        default=14, ge=1, description="RECOVERY WINDOW OF N DAYS (barman-cloud-backup-delete)."
+    )
+    backup_archive_timeout_s: int = Field(
+        default=3,
+        ge=1,
+        description="PostgreSQL's archive_timeout: WAL written is shipped at least this often, "
+        "which bounds what a lost region loses (a quiet system switches no segment).",
+    )
+    backup_verified_max_age_s: float = Field(
+        default=2 * 86_400.0 + 3_600.0,
+        gt=0,
+        description="/health/ready warns when the newest verified backup is older than this.",
+    )
+
+    @field_validator("backup_bucket_url", "backup_dr_bucket_url")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("s3://") or len(value) <= len("s3://")):
+            raise ValueError(f"must be an s3://bucket/prefix URL, not {value!r}")
+        return value.rstrip("/") if value is not None else None
+
+    @model_validator(mode="after")
+    def _enabled_needs_bucket(self) -> Self:
+        if self.backup_enabled and self.backup_bucket_url is None:
+            raise ValueError(
+                "STEADYPAY_BACKUP_ENABLED=true needs STEADYPAY_BACKUP_BUCKET_URL (s3://bucket/prefix)"
+            )
+        if self.backup_dr_bucket_url is not None and self.backup_dr_bucket_url == (
+            self.backup_bucket_url
+        ):
+            raise ValueError("STEADYPAY_BACKUP_DR_BUCKET_URL must differ from the primary bucket")
+        return self
+
+
+class DrSettings(ContextSettings):
+    """The regional failover runbook (``steadypay dr failover``, docs/dr.md): where DNS and
+    the stakeholders are, and how to reach the failed region to fence it."""
+
+    dr_hosted_zone_id: str | None = Field(
+        default=None, description="Route 53 hosted zone of the API's name. Unset: no DNS step."
+    )
+    dr_record_name: str | None = Field(
+        default=None, description="The API's DNS name (weighted records, one per region)."
+    )
+    dr_sns_topic_arn: str | None = Field(
+        default=None, description="SNS topic told of a failover. Unset: no notification."
+    )
+    dr_peer_database_url: SecretStr | None = Field(
+        default=None,
+        description="The failed region's primary (superuser URL), made read-only by the fence "
+        "step when it can still be reached.",
+    )
+
+    @model_validator(mode="after")
+    def _dns_pair(self) -> Self:
+        if (self.dr_hosted_zone_id is None) != (self.dr_record_name is None):
+            raise ValueError("set both STEADYPAY_DR_HOSTED_ZONE_ID and STEADYPAY_DR_RECORD_NAME")
+        return self

@@ -9,9 +9,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from steadypay.config.contexts import (
     MIN_ADMIN_KEY_LENGTH,
+    BackupSettings,
     ChaosSettings,
     CloudWatchSettings,
     DatabaseSettings,
+    DrSettings,
     Environment,
     EnvironmentSettings,
     FraudSettings,
@@ -34,6 +36,8 @@ from steadypay.config.dependencies import DependenciesSettings, DependencySettin
 # idempotency, risk, fraud, outbox, notifications, dependencies, SLO, CloudWatch, health,
 # monitor, chaos, HTTP, logging.
 class Settings(
+    DrSettings,
+    BackupSettings,
     LoggingSettings,
     HttpSettings,
     ChaosSettings,

@@ -351,6 +351,10 @@ class PatroniCluster:
             self._secrets = ClusterSecrets.load_or_create(self.secrets_file)
         return self._secrets
 
+    def superuser_password(self) -> str:
+        """The ``postgres`` role's password (backups connect as it; docs/dr.md)."""
+        return self._password(SUPERUSER)
+
     def _password(self, user: str) -> str:
         passwords = {SUPERUSER: self._secrets_().superuser, APP_USER: self._secrets_().app}
         if user not in passwords:

@@ -46,6 +46,16 @@ LEDGER_CHECK_TIMESTAMP = Gauge(
     "When the last recorded `steadypay ledger check` ran (Unix time); absent if never",
     multiprocess_mode="mostrecent",
 )
+BACKUP_VERIFIED_AGE = Gauge(
+    "steadypay_backup_last_verified_age_seconds",
+    "Age of the newest backup that a restore proved (NaN while none has passed)",
+    multiprocess_mode="mostrecent",
+)
+BACKUP_VERIFIED_TIMESTAMP = Gauge(
+    "steadypay_backup_last_verified_timestamp_seconds",
+    "When the newest backup that a restore proved ended (Unix time)",
+    multiprocess_mode="mostrecent",
+)
 OUTBOX_PENDING = Gauge(
     "steadypay_outbox_pending",
     "Outbox events waiting for delivery",
