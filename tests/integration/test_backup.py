@@ -397,3 +397,21 @@ async def test_readiness_reports_the_age_of_the_newest_verified_backup(
     assert check["observedValue"] >= 0
     assert ready.status_code == 200  # a stale backup warns; payments go on
     assert "steadypay_backup_last_verified_age_seconds" in metrics.text
+
+
+def test_a_region_fenced_by_a_failover_elsewhere_takes_no_more_writes(region_a: Region) -> None:
+    s3 = region_a.aws.s3(WEST)
+    fence_key = "steadypay/steadypay/fence.json"
+    fence = {"owner": WEST, "generation": 1, "fenced_at": datetime.now(UTC).isoformat()}
+    s3.put_object(Bucket=DR_BUCKET, Key=fence_key, Body=json.dumps(fence).encode())
+    try:
+        result = region_a.cli("backup", "agent", "--once")
+        assert result.exit_code == 1, result.output
+        assert f"FENCED: {WEST} owns writes" in result.output
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            region_a.sql("CREATE TABLE written_after_the_fence (x int)")
+    finally:
+        s3.delete_object(Bucket=DR_BUCKET, Key=fence_key)
+        region_a.sql("ALTER SYSTEM RESET default_transaction_read_only")
+        region_a.sql("SELECT pg_reload_conf()")
+    region_a.sql("CREATE TABLE written_after_the_fence (x int)")  # unfenced: writable again

@@ -213,6 +213,14 @@ def _round(
 ) -> bool:
     try:
         server = primary_server()
+        if (fence := fenced_by(primary, dr, settings.backup_region)) is not None:
+            # another region owns writes (`steadypay dr failover` ran there): this region's
+            # primary takes none, and nothing of it is written to the buckets any more
+            said = make_read_only(server.url())
+            say(f"FENCED: {fence.get('owner')} owns writes since {fence.get('fenced_at')} "
+                f"(generation {fence.get('generation')}); this primary is {said}")  # fmt: skip
+            log.critical("region_fenced", owner=fence.get("owner"), primary=said)
+            return False
         backups = [b for b in service.list_backups(primary) if b.status == "DONE"]
         newest = backups[-1].ended() if backups else None
         age = None if newest is None else (datetime.now(UTC) - newest).total_seconds()
@@ -255,6 +263,21 @@ def _round(
         log.error("backup_round_failed", error=str(exc)[:500])
         return False
     return True
+
+
+def fenced_by(
+    primary: BackupTarget, dr: BackupTarget | None, own_region: str | None
+) -> dict[str, Any] | None:
+    """The fence record (``fence.json``, written by the runbook's first step) that names
+    another region as the owner of writes, in either bucket; None if there is none."""
+    for bucket in (primary, *([dr] if dr is not None else [])):
+        try:
+            fence = store.get_json(bucket, "fence.json")
+        except BackupError:
+            continue  # a bucket that does not answer fences nothing
+        if fence is not None and fence.get("owner") != own_region:
+            return fence
+    return None
 
 
 # --- readiness ---------------------------------------------------------------------------------
