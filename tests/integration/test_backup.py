@@ -15,7 +15,7 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -415,3 +415,51 @@ def test_a_region_fenced_by_a_failover_elsewhere_takes_no_more_writes(region_a: 
         region_a.sql("ALTER SYSTEM RESET default_transaction_read_only")
         region_a.sql("SELECT pg_reload_conf()")
     region_a.sql("CREATE TABLE written_after_the_fence (x int)")  # unfenced: writable again
+
+
+def test_the_runbook_resumes_at_the_step_that_failed(
+    region_a: Region, first_backup: dict[str, Any], tmp_path: Path
+) -> None:
+    from steadypay.cli.dr import build_plan
+    from steadypay.dr import Dns, Runbook, stop_region
+
+    _archived(region_a)
+    assert region_a.cli("backup", "sync-dr").exit_code == 0
+    assert region_a.cli("backup", "app-state").exit_code == 0
+    region_b = tmp_path / "region-b"
+    plan = build_plan(
+        Settings(), WEST, region_b, host="127.0.0.1", port=free_port(),
+        fraud_port=free_port(), notification_port=free_port(), failed_at=None, dns_value=None,
+    )  # fmt: skip
+    broken = replace(plan, dns=Dns("ZNOSUCHZONE", "api.steadypay.test.", "127.0.0.1"))
+    try:
+        first = Runbook(broken).run()
+        assert not first.ok
+        assert [(s.name, s.status) for s in first.steps] == [
+            ("fence", "done"), ("restore", "done"), ("start", "done"), ("verify", "done"),
+            ("dns", "failed"),
+        ], first.steps  # fmt: skip
+        zone = (
+            boto3.client("route53")
+            .create_hosted_zone(Name="steadypay.test.", CallerReference=str(time.time()))[
+                "HostedZone"
+            ]["Id"]
+            .split("/")[-1]
+        )
+        said: list[str] = []
+        second = Runbook(replace(plan, dns=Dns(zone, "api.steadypay.test.", "127.0.0.1")),
+                         say=said.append).run()  # fmt: skip
+        assert second.ok, second.steps
+        assert [s.status for s in second.steps] == ["done"] * 5 + ["skipped", "done"]
+        for name in ("fence", "restore", "start", "verify"):  # not run again
+            assert f"{name}: done before" in " ".join(said)
+            assert next(s for s in second.steps if s.name == name) == next(
+                s for s in first.steps if s.name == name
+            )
+        assert second.rto_s is not None
+    finally:
+        stop_region(region_b)
+        EmbeddedPostgres(region_b).stop(mode="fast")
+        fence = "steadypay/steadypay/fence.json"
+        for bucket, region in ((PRIMARY_BUCKET, EAST), (DR_BUCKET, WEST)):
+            region_a.aws.s3(region).delete_object(Bucket=bucket, Key=fence)

@@ -33,7 +33,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -290,27 +289,41 @@ class Runbook:
         if _ready(plan.api_url):
             return "done", {"api_url": plan.api_url, "note": "already serving"}
         env = os.environ | plan.extra_env | {"STEADYPAY_BACKUP_ENABLED": "false"}
-        log = (plan.data_dir / "up.log").open("ab")
         argv = [
             sys.executable, "-m", "steadypay", "up", "--data-dir", str(plan.data_dir),
             "--host", plan.host, "--port", str(plan.port), "--fraud-port", str(plan.fraud_port),
             "--notification-port", str(plan.notification_port),
         ]  # fmt: skip
-        process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True
-        )
-        log.close()
-        (plan.data_dir / "up.pid").write_text(f"{process.pid}\n")
+        # a daemon of its own session that outlives this command: spawned, not a Popen (whose
+        # object would warn, when collected, that its process still runs)
+        log = os.open(plan.data_dir / "up.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            pid = os.posix_spawn(
+                sys.executable,
+                argv,
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, log, 1),
+                    (os.POSIX_SPAWN_DUP2, log, 2),
+                ],
+                setsid=True,
+            )
+        finally:
+            os.close(log)
+        (plan.data_dir / "up.pid").write_text(f"{pid}\n")
         deadline = time.monotonic() + plan.start_timeout_s
         while not _ready(plan.api_url):
-            if process.poll() is not None:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
                 raise RunbookError(
-                    f"steadypay up exited with {process.returncode}: see {plan.data_dir / 'up.log'}"
+                    f"steadypay up exited ({os.waitstatus_to_exitcode(status)}): see "
+                    f"{plan.data_dir / 'up.log'}"
                 )
             if time.monotonic() > deadline:
                 raise RunbookError(f"{plan.api_url} not ready within {plan.start_timeout_s:g} s")
             time.sleep(0.2)
-        return "done", {"api_url": plan.api_url, "pid": process.pid}
+        return "done", {"api_url": plan.api_url, "pid": pid}
 
     def _verify(self) -> tuple[str, dict[str, Any]]:
         plan = self.plan
@@ -445,11 +458,22 @@ def stop_region(data_dir: Path, grace_s: float = 30.0) -> None:
         return
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             break
         time.sleep(0.2)
     else:
         os.killpg(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs; reaps it when it is our child (a zombie answers kill 0)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:  # not ours: started by another `dr failover`
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
