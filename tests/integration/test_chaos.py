@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 
 from steadypay import bootstrap
 from steadypay.bootstrap.api import create_app
@@ -115,7 +116,12 @@ async def test_invalid_chaos_is_refused_and_changes_nothing(api: Api, chaos_off:
 
 
 async def test_production_refuses_chaos(settings: Settings) -> None:
-    production = settings.model_copy(update={"env": Environment.PRODUCTION})
+    production = settings.model_copy(
+        update={
+            "env": Environment.PRODUCTION,
+            "internal_keys": (SecretStr("internal-0123456789abcdefghijklmnopqrstuv"),),
+        }
+    )
     container = await bootstrap.build(production)
     try:
         async with (

@@ -33,7 +33,7 @@ from steadypay.fraud.redis_velocity import KEY_PREFIX
 from steadypay.fraud.repository import FRAUD_LOCK_CLASS, purge_once, sender_lock_key
 from steadypay.fraud.rules import FraudRules, VelocityRule
 from steadypay.money import get_currency, parse_amount
-from tests.integration.conftest import free_port, serve
+from tests.integration.conftest import ADMIN_KEY, free_port, serve
 from tests.redis_server import RedisServer, redis_url_fixture
 
 redis_url = redis_url_fixture()
@@ -116,7 +116,7 @@ def ids() -> tuple[str, str]:
 async def running(settings: Settings, clock: MovableClock, store: str) -> AsyncIterator[Fraud]:
     async with (
         serve(create_fraud_app(settings, RULES, clock=clock)) as url,
-        httpx.AsyncClient(base_url=url, timeout=30.0) as http,
+        httpx.AsyncClient(base_url=url, timeout=30.0, headers=internal_auth(settings)) as http,
     ):
         yield Fraud(http, store, clock)
 
@@ -126,6 +126,11 @@ def clock() -> MovableClock:
     return MovableClock()
 
 
+def internal_auth(settings: Settings) -> dict[str, str]:
+    """What steadypay's own callers send the fraud service."""
+    return {"Authorization": f"Bearer {settings.internal_key()}"}
+
+
 def with_changes(settings: Settings, **changes: Any) -> Settings:
     """A copy of ``settings``, validated again (``model_copy`` would not)."""
     return Settings.model_validate(settings.model_dump() | changes)
@@ -133,7 +138,9 @@ def with_changes(settings: Settings, **changes: Any) -> Settings:
 
 @pytest.fixture(scope="module")
 def pg_settings(database_url: str) -> Settings:
-    return Settings(env=Environment.TEST, database_url=database_url, db_pool_max_size=10)
+    return Settings(
+        env=Environment.TEST, database_url=database_url, admin_key=ADMIN_KEY, db_pool_max_size=10
+    )
 
 
 @pytest.fixture(scope="module")
@@ -558,7 +565,8 @@ async def test_checks_past_their_retention_are_purged(pg_settings: Settings) -> 
 async def test_the_openapi_document_describes_the_contract(pg_fraud: Fraud) -> None:
     document = (await pg_fraud.http.get("/openapi.json")).json()
     operation = document["paths"]["/check-fraud"]["post"]
-    assert set(operation["responses"]) == {"200", "400", "422", "503", "504"}
+    assert set(operation["responses"]) == {"200", "400", "401", "422", "503", "504"}
+    assert operation["security"] == [{"InternalKey": []}]
     required = set(document["components"]["schemas"]["CheckFraudIn"]["required"])
     assert required == {
         "transfer_id",
@@ -609,7 +617,9 @@ def test_run_fraud_service_serves_until_terminated(database_url: str, repo_root:
         "STEADYPAY_DATABASE_URL": database_url,
         "STEADYPAY_ENV": "test",
         "STEADYPAY_LOG_LEVEL": "warning",
+        "STEADYPAY_ADMIN_KEY": ADMIN_KEY,
     }
+    env.pop("STEADYPAY_INTERNAL_KEYS", None)
     env.pop("STEADYPAY_REDIS_URL", None)
     code = (
         "from steadypay.cli.fraud import run_fraud_service\n"
@@ -636,7 +646,12 @@ def test_run_fraud_service_serves_until_terminated(database_url: str, repo_root:
                 assert time.monotonic() < deadline, "the fraud service did not become ready"
                 time.sleep(0.1)
             body = payload()
-            response = http.post("/check-fraud", json=body)
+            assert http.post("/check-fraud", json=body).status_code == 401
+            response = http.post(
+                "/check-fraud",
+                json=body,
+                headers=internal_auth(Settings(env=Environment.TEST, admin_key=ADMIN_KEY)),
+            )
             assert response.status_code == 200
             assert response.json()["model_version"] == FraudRules().version
     finally:
@@ -660,7 +675,9 @@ async def test_an_unmigrated_database_is_refused_at_startup(pg_server_url: str) 
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         bare = make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
-        app = create_fraud_app(Settings(env=Environment.TEST, database_url=bare))
+        app = create_fraud_app(
+            Settings(env=Environment.TEST, database_url=bare, admin_key=ADMIN_KEY)
+        )
         with pytest.raises(RuntimeError, match="steadypay migrate"):
             async with app.router.lifespan_context(app):
                 pass

@@ -36,7 +36,10 @@ from tests.api_client import Api
 from tests.conftest import fresh_database
 from tests.integration.conftest import ADMIN_KEY, free_port, serve
 
-ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+INTERNAL = {
+    "Authorization": f"Bearer {Settings(env=Environment.TEST, admin_key=ADMIN_KEY).internal_key()}"
+}
+"""What steadypay's processes send: the internal key (derived from the admin key in tests)."""
 FAST = NotificationOptions(
     backoff_base_s=0.05,
     backoff_cap_s=0.2,
@@ -129,7 +132,7 @@ async def service_url(notify_settings: Settings) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="module")
 async def internal(service_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=service_url, headers=ADMIN, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=service_url, headers=INTERNAL, timeout=10) as http:
         yield http
 
 
@@ -509,7 +512,7 @@ async def test_a_deposit_reaches_the_users_webhook_through_relay_and_service(
         container.db,
         container.dependencies["notifications"],
         RelayOptions(lease_s=5),
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        headers=INTERNAL,
     )
     stats = await relay.run_once()
     assert stats.delivered >= 1

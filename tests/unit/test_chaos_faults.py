@@ -147,6 +147,7 @@ def test_a_production_process_refuses_to_start_with_chaos_unless_allowed() -> No
         env=Environment.PRODUCTION,
         database_url="postgresql://u:p@127.0.0.1:1/x",
         admin_key=strong,
+        internal_keys=("internal-0123456789abcdefghijklmnopqrstuv",),
         chaos_enabled=True,
     )
     injector = FaultInjector()

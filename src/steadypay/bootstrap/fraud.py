@@ -26,6 +26,9 @@ from steadypay.fraud.routes import DEFAULT_CHECK_TIMEOUT_S, FraudRuntime, fraud_
 from steadypay.fraud.rules import FraudRules
 from steadypay.fraud.service import FraudService, build_store, retention
 from steadypay.http import service_app
+from steadypay.http.health import guard_metrics
+from steadypay.http.limits import InputLimits
+from steadypay.http.service_auth import ServiceKeys
 
 PURGE_INTERVAL_S = 300.0
 APPLICATION_NAME = "steadypay-fraud"
@@ -35,6 +38,9 @@ Scores a transfer before the ledger moves money: `POST /check-fraud` answers
 `{"risk_score": 0..100, "reasons": [...], "model_version": "..."}`. A check is idempotent by
 `transfer_id` (send it as `Idempotency-Key` too): a repeat returns the same verdict and is not
 counted again. `X-Deadline-Ms` bounds the work; an exhausted budget gets `504`.
+
+Only steadypay's own processes may call it: every route but health needs an internal service
+key (`STEADYPAY_INTERNAL_KEYS`) as `Authorization: Bearer <key>`, else `401`.
 """
 
 
@@ -51,7 +57,10 @@ def create_fraud_app(
     check_timeout_s: float = DEFAULT_CHECK_TIMEOUT_S,
 ) -> FastAPI:
     """The fraud service. ``rules`` defaults to the configured (or default) rules; ``clock``
-    is the wall clock that timestamps checks (tests move it)."""
+    is the wall clock that timestamps checks (tests move it). Refuses to build without an
+    internal service key (``STEADYPAY_INTERNAL_KEYS``, or outside production
+    ``STEADYPAY_ADMIN_KEY`` to derive one from)."""
+    keys = ServiceKeys(settings.accepted_internal_keys())
     chosen = rules if rules is not None else rules_from(settings)
     idempotency_ttl = timedelta(hours=settings.idempotency_ttl_hours)
 
@@ -94,7 +103,10 @@ def create_fraud_app(
         description=DESCRIPTION,
         service="fraud",
         lifespan=lifespan,
+        limits=InputLimits.of(settings),
         middleware=[Middleware(ChaosMiddleware, injector=faults)],
     )
+    app.state.internal_keys = keys
+    guard_metrics(app, settings)
     app.include_router(fraud_router(check_timeout_s))
     return app

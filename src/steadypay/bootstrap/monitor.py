@@ -2,7 +2,8 @@
 leader lease and failover action, built from ``Settings`` and run until stopped.
 
 The command (``steadypay monitor``, :mod:`steadypay.cli.monitor`) finds the database and
-serves the metrics port; this builds and runs the monitor.
+serves the metrics port (:func:`start_metrics_server`, guarded like every service's
+``/metrics``); this builds and runs the monitor.
 """
 
 from __future__ import annotations
@@ -13,13 +14,23 @@ import dataclasses
 import os
 import signal
 import socket
+import socketserver
+import threading
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import structlog
+from prometheus_client import make_wsgi_app
+from prometheus_client.registry import Collector
 
 from steadypay.bootstrap.common import open_database, redis_for
 from steadypay.config import Settings
 from steadypay.db.pool import Database
+from steadypay.http.errors import headers_for, render_error, status_for
+from steadypay.http.service_auth import metrics_refusal
 from steadypay.monitor.canary import Canary
 from steadypay.monitor.checks import (
     ApiHealthCheck,
@@ -46,6 +57,8 @@ class MonitorOptions:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     monitor_id: str | None = None
+    metrics_token: str | None = dataclasses.field(default=None, repr=False)
+    """STEADYPAY_METRICS_TOKEN: required by the metrics port when set; unset, loopback only."""
 
 
 def options_from(settings: Settings) -> MonitorOptions:
@@ -57,6 +70,9 @@ def options_from(settings: Settings) -> MonitorOptions:
         cooldown_s=settings.monitor_failover_cooldown_s,
         check_timeout_s=settings.monitor_check_timeout_s,
         metrics_port=settings.monitor_metrics_port,
+        metrics_token=(
+            settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        ),
     )
 
 
@@ -180,3 +196,61 @@ async def wait_for_api(
             pass
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=0.25)
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def guarded_metrics_app(registry: Collector, token: str | None) -> WsgiApp:
+    """prometheus_client's WSGI app behind the ``/metrics`` rule of every service
+    (:func:`~steadypay.http.service_auth.metrics_refusal`), refusals in our error body."""
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        refusal = metrics_refusal(
+            environ.get("REMOTE_ADDR"), environ.get("HTTP_AUTHORIZATION"), token
+        )
+        if refusal is None:
+            answer: Iterable[bytes] = metrics(environ, start_response)
+            return answer
+        body = render_error(refusal, request_id="").encode()
+        status = status_for(refusal)
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            *headers_for(refusal).items(),
+        ]
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        return [body]
+
+    return app
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _IPv6ThreadingServer(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged (as prometheus_client's own server)."""
+
+
+def start_metrics_server(
+    port: int, host: str, registry: Collector, token: str | None
+) -> tuple[WSGIServer, threading.Thread]:
+    """The monitor's metrics port: a daemon thread serving :func:`guarded_metrics_app`."""
+    server_class = _IPv6ThreadingServer if ":" in host else _ThreadingServer
+    server = make_server(
+        host,
+        port,
+        guarded_metrics_app(registry, token),
+        server_class,
+        handler_class=_QuietHandler,
+    )
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
+    return server, thread

@@ -51,9 +51,10 @@ async def built_relay(
     faults: FaultInjector | None = None,
 ) -> AsyncIterator[OutboxRelay | None]:
     """The relay wired from ``settings`` on the database at ``url``, its injector following
-    the chaos configuration; None if ``stop`` was set while waiting for the database."""
-    if settings.admin_key is None:
-        raise RuntimeError("the outbox relay needs STEADYPAY_ADMIN_KEY (the service's key)")
+    the chaos configuration; None if ``stop`` was set while waiting for the database. It
+    sends the notification service the first internal key (``STEADYPAY_INTERNAL_KEYS``, or
+    outside production the one derived from ``STEADYPAY_ADMIN_KEY``)."""
+    internal_key = settings.internal_key()  # RuntimeError when there is none
     faults = faults or FaultInjector()
     dependencies = build_dependencies(settings, faults=faults)
     try:
@@ -66,7 +67,7 @@ async def built_relay(
                 db,
                 dependencies[DEPENDENCY],
                 options or relay_options(settings),
-                headers={"Authorization": f"Bearer {settings.admin_key.get_secret_value()}"},
+                headers={"Authorization": f"Bearer {internal_key}"},
             )
             async with following(db, settings, faults):
                 yield relay

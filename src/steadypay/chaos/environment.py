@@ -118,6 +118,8 @@ class ChaosEnvironment:
         self.options = options
         self.data_dir = options.data_dir.absolute()
         self.admin_key = "chaos-admin-" + secrets.token_urlsafe(24)
+        self.internal_key = "chaos-internal-" + secrets.token_urlsafe(24)
+        """what the services accept from each other (not derived: as in production)"""
         self.pg = EmbeddedPostgres(self.data_dir, port=free_port())
         self.db_cluster = (
             ClusterDatabase(self.data_dir / "cluster", options.db_nodes)
@@ -211,6 +213,7 @@ class ChaosEnvironment:
         env = {
             "STEADYPAY_DATABASE_URL": self.database_url,
             "STEADYPAY_ADMIN_KEY": self.admin_key,
+            "STEADYPAY_INTERNAL_KEYS": json.dumps([self.internal_key]),
             "STEADYPAY_FRAUD_URL": f"http://127.0.0.1:{fraud_via}",
             "STEADYPAY_NOTIFICATION_URL": f"http://127.0.0.1:{notification_port}",
             "STEADYPAY_LOG_JSON": "true",

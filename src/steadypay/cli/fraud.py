@@ -14,13 +14,19 @@ from steadypay.config import Settings
 def run_fraud_service(settings: Settings, host: str, port: int) -> None:
     """Serve the fraud service on ``host:port`` (one process; run more behind a balancer).
 
-    Needs ``STEADYPAY_DATABASE_URL`` (`steadypay up` passes its database to its children) on a
-    database migrated to 0003 or later (`steadypay up` and `steadypay migrate` do that); with
-    ``STEADYPAY_REDIS_URL`` the velocity history lives in Redis, PostgreSQL answering while
-    Redis is down.
+    Needs ``STEADYPAY_DATABASE_URL`` (`steadypay up` passes its database to its children) and
+    an internal service key (``STEADYPAY_INTERNAL_KEYS``, or ``STEADYPAY_ADMIN_KEY`` outside
+    production: callers must send it as bearer), on a database migrated to 0003 or later
+    (`steadypay up` and `steadypay migrate` do that); with ``STEADYPAY_REDIS_URL`` the
+    velocity history lives in Redis, PostgreSQL answering while Redis is down.
     """
     if settings.database_url is None:
         raise SystemExit("STEADYPAY_DATABASE_URL is required to run the fraud service")
+    if not settings.accepted_internal_keys():
+        raise SystemExit(
+            "the fraud service needs STEADYPAY_INTERNAL_KEYS (or, outside production, "
+            "STEADYPAY_ADMIN_KEY, from which its key is derived)"
+        )
     configure_logging(settings, "fraud")
     base = f"http://{host}:{port}"
     velocity = "Redis, PostgreSQL while Redis is down" if settings.redis_url else "PostgreSQL"
@@ -38,5 +44,6 @@ def run_fraud_service(settings: Settings, host: str, port: int) -> None:
         log_level=settings.log_level,
         log_config=None,  # ours (configure_logging): JSON lines, redaction
         access_log=False,
+        server_header=False,  # no 'Server: uvicorn' (docs/security.md)
         timeout_graceful_shutdown=10,
     )

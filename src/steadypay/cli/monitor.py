@@ -13,11 +13,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from steadypay.bootstrap.common import configure_logging
-from steadypay.bootstrap.monitor import MonitorOptions, monitor_until_stopped, options_from
+from steadypay.bootstrap.monitor import (
+    MonitorOptions,
+    monitor_until_stopped,
+    options_from,
+    start_metrics_server,
+)
 from steadypay.cli.database import database
 from steadypay.config import Settings
 
@@ -48,7 +53,9 @@ def _metrics_server(options: MonitorOptions) -> Iterator[None]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # prometheus_client's own variable
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    server, thread = start_http_server(options.metrics_port, options.metrics_host, registry)
+    server, thread = start_metrics_server(
+        options.metrics_port, options.metrics_host, registry, options.metrics_token
+    )
     try:
         yield
     finally:

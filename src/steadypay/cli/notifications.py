@@ -33,5 +33,6 @@ def run_notification_service(
         log_level=settings.log_level,
         log_config=None,  # ours (configure_logging): JSON lines, redaction
         access_log=False,
+        server_header=False,  # no 'Server: uvicorn' (docs/security.md)
         timeout_graceful_shutdown=10,
     )

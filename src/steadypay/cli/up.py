@@ -65,6 +65,13 @@ def run_up(
         else:
             admin_key = load_or_create_admin_key(data_dir)
             key_note = f"in {admin_key_path(data_dir)} (mode 0600)"
+        # Every child derives the same internal service key from STEADYPAY_ADMIN_KEY unless
+        # STEADYPAY_INTERNAL_KEYS is set (children inherit this environment).
+        service_note = (
+            "internal keys from STEADYPAY_INTERNAL_KEYS"
+            if settings.internal_keys
+            else "internal key derived from the admin key (STEADYPAY_INTERNAL_KEYS unset)"
+        )
         console.print(f"[bold]steadypay {__version__}[/] applying migrations…")
         upgrade(target.url)
         fraud_url = f"http://{host}:{fraud_port}"
@@ -90,7 +97,7 @@ def run_up(
             """Each service's workers share one fresh prometheus_client multiprocess dir."""
             directory = data_dir / "metrics" / service
             shutil.rmtree(directory, ignore_errors=True)
-            directory.mkdir(parents=True)
+            directory.mkdir(parents=True, mode=0o700)  # private: every metric of the service
             return env | {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
 
         every = {
@@ -125,6 +132,7 @@ def run_up(
             f"  Database   {target.describe()}\n"
             + "".join(f"{line}\n" for line in members)
             + f"  Admin key  {key_note}\n"
+            f"  Services   {service_note}\n"
             f"  Workers    {workers}\n"
             "Press Ctrl-C to stop everything (the "
             + ("database cluster" if target.cluster else "embedded database")
@@ -201,5 +209,6 @@ def run_api(settings: Settings, *, host: str, port: int, workers: int) -> None:
         log_level=settings.log_level,
         log_config=None,  # ours (configure_logging): JSON lines, redaction
         access_log=False,
+        server_header=False,  # no 'Server: uvicorn' (docs/security.md)
         timeout_graceful_shutdown=10,
     )

@@ -1,12 +1,16 @@
 """The fraud service's routes: ``POST /check-fraud`` (health comes from the HTTP toolkit).
 
+Every route here needs an internal service key as bearer (``STEADYPAY_INTERNAL_KEYS``,
+:mod:`steadypay.http.service_auth`): a score changes how the sender's next payments are
+judged, so only steadypay's own processes may ask for one.
+
 Its composition root (:mod:`steadypay.bootstrap.fraud`) opens the pool and Redis in the
 lifespan and puts a :class:`FraudRuntime` on ``app.state.fraud``.
 
 Errors use the main API's body, ``{"error": {"code", "message", "param", "request_id"}}``:
-400 ``validation_error``, 422 ``idempotency_key_reuse`` (a transfer_id repeated with other
-details), 503 when PostgreSQL is needed and down, 504 ``deadline_exceeded`` when the caller's
-``X-Deadline-Ms`` is spent.
+400 ``validation_error``, 401 ``unauthenticated`` (no valid internal key), 422
+``idempotency_key_reuse`` (a transfer_id repeated with other details), 503 when PostgreSQL is
+needed and down, 504 ``deadline_exceeded`` when the caller's ``X-Deadline-Ms`` is spent.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from steadypay.fraud.schemas import CheckFraudIn, VerdictOut
 from steadypay.fraud.service import FraudService
 from steadypay.http.deadline import current_deadline, deadline_exceeded_response
 from steadypay.http.responses import json_response
+from steadypay.http.service_auth import INTERNAL, UNAUTHENTICATED
 
 log = structlog.get_logger(__name__)
 
@@ -54,8 +59,8 @@ _ERROR = {"content": {JSON: {"example": {"error": {"code": "...", "message": "..
 
 def fraud_router(check_timeout_s: float = DEFAULT_CHECK_TIMEOUT_S) -> APIRouter:
     """``POST /check-fraud``, each check bounded by ``check_timeout_s`` (or the caller's
-    ``X-Deadline-Ms`` when it is sooner)."""
-    router = APIRouter()
+    ``X-Deadline-Ms`` when it is sooner); every route needs an internal service key."""
+    router = APIRouter(dependencies=INTERNAL, responses=UNAUTHENTICATED)
 
     @router.post(
         "/check-fraud",

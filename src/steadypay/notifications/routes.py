@@ -1,5 +1,7 @@
-"""HTTP routes of the notification service. Everything but health needs the admin key as a
-bearer token: callers are steadypay's own processes (the outbox relay, the payment API)."""
+"""HTTP routes of the notification service. Everything but health needs an internal service
+key (``STEADYPAY_INTERNAL_KEYS``, :mod:`steadypay.http.service_auth`) as a bearer token:
+callers are steadypay's own processes (the outbox relay, the payment API). The admin key is
+not one: an operator acts through the payment API."""
 
 from __future__ import annotations
 
@@ -8,12 +10,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError as PydanticValidationError
 
-from steadypay.errors import AuthenticationError, ValidationError
+from steadypay.errors import ValidationError
 from steadypay.http.responses import json_response
-from steadypay.identity.domain import same_secret
+from steadypay.http.service_auth import INTERNAL, UNAUTHENTICATED
 from steadypay.notifications.domain import delivery_json, endpoint_json
 from steadypay.notifications.schemas import CreateEndpointIn, EventIn
 from steadypay.notifications.service import Incoming, NotificationService, Received
@@ -21,25 +22,13 @@ from steadypay.notifications.service import Incoming, NotificationService, Recei
 MAX_KEY_LENGTH = 400
 MAX_EVENT_BATCH = 1000
 
-bearer = HTTPBearer(auto_error=False, description="The admin key (STEADYPAY_ADMIN_KEY).")
-
 
 async def service(request: Request) -> NotificationService:
     found: NotificationService = request.app.state.service
     return found
 
 
-async def internal_caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    expected: str = request.app.state.admin_key
-    if credentials is None or not same_secret(credentials.credentials, expected):
-        raise AuthenticationError()
-
-
 ServiceDep = Annotated[NotificationService, Depends(service)]
-Internal = [Depends(internal_caller)]
 
 
 def optional_key(raw: str | None) -> str | None:
@@ -52,7 +41,7 @@ def optional_key(raw: str | None) -> str | None:
 
 KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
 
-events = APIRouter(tags=["events"], dependencies=Internal)
+events = APIRouter(tags=["events"], dependencies=INTERNAL, responses=UNAUTHENTICATED)
 
 
 @events.post(
@@ -142,7 +131,12 @@ def received_json(received: Received) -> dict[str, Any]:
     }
 
 
-internal = APIRouter(prefix="/internal/webhook_endpoints", tags=["internal"], dependencies=Internal)
+internal = APIRouter(
+    prefix="/internal/webhook_endpoints",
+    tags=["internal"],
+    dependencies=INTERNAL,
+    responses=UNAUTHENTICATED,
+)
 
 
 @internal.post(

@@ -12,7 +12,7 @@ the ledger. Thresholds are in major units of the transfer's currency (no FX conv
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -116,8 +116,12 @@ class RiskAssessor:
         fraud: ReliableServiceClient | None,
         totals: DailyTotals,
         policy: RiskPolicy | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
+        """``headers`` go with every fraud check: the internal service key's Authorization."""
         self._fraud = fraud
+        self._headers = dict(headers or {})
         self._totals = totals
         self._policy = policy or RiskPolicy()
 
@@ -149,6 +153,7 @@ class RiskAssessor:
             response = await self._fraud.post(
                 "/check-fraud",
                 json=body,
+                headers=self._headers,
                 idempotency_key=str(q.transfer_id),
                 timeout_s=self._policy.deadline_s,
             )
