@@ -16,6 +16,9 @@ from steadypay.bootstrap.common import open_router, serving
 from steadypay.config import Environment, NotificationSettings, Settings
 from steadypay.faults import ChaosMiddleware, FaultInjector
 from steadypay.http import service_app
+from steadypay.http.health import guard_metrics
+from steadypay.http.limits import InputLimits
+from steadypay.http.service_auth import ServiceKeys
 from steadypay.notifications.health import notification_readiness
 from steadypay.notifications.options import NotificationOptions
 from steadypay.notifications.routes import events, internal
@@ -44,11 +47,14 @@ def create_notification_app(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """The notification service. Its database (the ``notifications`` schema of
-    ``STEADYPAY_DATABASE_URL``), HTTP client and worker are made in the lifespan."""
-    if settings.admin_key is None:
-        raise RuntimeError("the notification service needs STEADYPAY_ADMIN_KEY")
-    admin_key = settings.admin_key.get_secret_value()
-    opts = options or notification_options(settings)
+    ``STEADYPAY_DATABASE_URL``), HTTP client and worker are made in the lifespan. Refuses to
+    build without an internal service key (``STEADYPAY_INTERNAL_KEYS``, or outside production
+    ``STEADYPAY_ADMIN_KEY`` to derive one from)."""
+    keys = ServiceKeys(settings.accepted_internal_keys())
+    opts = (options or notification_options(settings)).deployed(
+        production=settings.env is Environment.PRODUCTION,
+        allowed_networks=settings.webhook_allowed_networks,
+    )
     allow_private = (
         opts.allow_private_urls
         if opts.allow_private_urls is not None
@@ -70,7 +76,6 @@ def create_notification_app(
         worker = DeliveryWorker(db, http, opts)
         stop = asyncio.Event()
         app.state.db = db
-        app.state.admin_key = admin_key
         app.state.service = NotificationService(
             db, opts, allow_private_urls=allow_private, on_new_deliveries=worker.wake
         )
@@ -92,11 +97,16 @@ def create_notification_app(
 
     app = service_app(
         title="steadypay notifications",
-        description="Receives outbox events and delivers them to users' webhook endpoints.",
+        description="Receives outbox events and delivers them to users' webhook endpoints. "
+        "Every route but health needs an internal service key (STEADYPAY_INTERNAL_KEYS) as "
+        "`Authorization: Bearer <key>`, else 401.",
         service="notifications",
         lifespan=lifespan,
+        limits=InputLimits.of(settings),
         middleware=[Middleware(ChaosMiddleware, injector=faults)],
     )
+    app.state.internal_keys = keys
+    guard_metrics(app, settings)
     for router in (events, internal):
         app.include_router(router)
     return app

@@ -1,11 +1,13 @@
 """The payment API's adapter for the notification service's internal API.
 
 Every call goes through the dependency's ``ReliableServiceClient`` (deadline, bulkhead, retries,
-breaker), carries the admin key as bearer, and POSTs carry an Idempotency-Key so the pipeline
-may retry them. The service's answers become our errors here: its 4xx errors keep their
-meaning (not found, invalid URL, key reused); a refusal of our credentials or any other
-unexpected answer is the dependency failing (503), as are timeouts and 5xx (raised by the
-client itself).
+breaker), carries the internal service key as bearer, and POSTs carry an Idempotency-Key so
+the pipeline may retry them. The service's answers become our errors here: its 4xx errors keep
+their meaning and are the caller's (not found, invalid URL with its param, key reused; any
+other 400 is a ``validation_error`` with the service's message), never counted against the
+shared breaker; a refusal of our credentials (401/403), timeouts and 5xx are the dependency
+failing (503, raised by the client itself, and counted); any other unexpected answer is a 503
+too (not counted: the service answered).
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ _ERRORS: dict[str, type[SteadypayError]] = {
 
 
 class NotificationsClient:
-    def __init__(self, client: ReliableServiceClient, admin_key: str) -> None:
+    def __init__(self, client: ReliableServiceClient, internal_key: str) -> None:
+        """``internal_key``: the first of STEADYPAY_INTERNAL_KEYS (``Settings.internal_key``)."""
         self._client = client
-        self._auth = {"Authorization": f"Bearer {admin_key}"}
+        self._auth = {"Authorization": f"Bearer {internal_key}"}
 
     async def create_endpoint(
         self, user_id: UUID, url: str, *, idempotency_key: str
@@ -82,8 +85,13 @@ class NotificationsClient:
         if response.status_code == expected and isinstance(body, dict):
             return body
         error = body.get("error") if isinstance(body, dict) else None
-        if isinstance(error, dict) and error.get("code") in _ERRORS:
-            raise _ERRORS[error["code"]](str(error.get("message") or ""), param=error.get("param"))
+        if isinstance(error, dict):
+            message, param = str(error.get("message") or ""), error.get("param")
+            param = param if isinstance(param, str) else None
+            if error.get("code") in _ERRORS:
+                raise _ERRORS[error["code"]](message or None, param=param)
+            if response.status_code == 400:  # about the caller's input, whatever its code
+                raise ValidationError(message or None, param=param)
         raise DependencyFailure(
             f"{DEPENDENCY} answered {response.status_code} unexpectedly",
             dependency=DEPENDENCY,

@@ -1,21 +1,17 @@
-"""Webhook endpoints, deliveries and the notification service's rules, in plain Python."""
+"""Webhook endpoints, deliveries and the notification service's rules, in plain Python (where
+a webhook may point: :mod:`steadypay.notifications.urls`)."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
-from steadypay.errors import ValidationError
-
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
-MAX_URL_LENGTH = 2048
 # Fields of an outbox payload that are routing for the notification service, not content for
 # the receiver: a webhook must not learn which other users an event concerned.
 INTERNAL_FIELDS = frozenset({"user_ids"})
@@ -87,38 +83,6 @@ def event_body(payload: dict[str, Any]) -> str:
     """The JSON text a webhook receives: the event without the routing fields."""
     content = {k: v for k, v in payload.items() if k not in INTERNAL_FIELDS}
     return json.dumps(content, separators=(",", ":"), ensure_ascii=False)
-
-
-def validate_webhook_url(url: str, *, allow_private: bool) -> str:
-    """An absolute http(s) URL. Unless ``allow_private`` (development and tests), a host that
-    is an IP literal must be public and ``localhost`` is refused, so endpoints cannot aim the
-    service at its own network. (Names are not resolved here: a name that resolves to a
-    private address is not caught; egress filtering is the complete answer.)"""
-    if len(url) > MAX_URL_LENGTH:
-        raise ValidationError(f"url is longer than {MAX_URL_LENGTH} characters", param="url")
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises on a port that is not a number in range
-    except ValueError as exc:
-        raise ValidationError("url is not a valid URL", param="url") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("url must be an absolute http:// or https:// URL", param="url")
-    if parts.username or parts.password:
-        raise ValidationError("url must not carry credentials", param="url")
-    if allow_private:
-        return url
-    if parts.scheme != "https":
-        raise ValidationError("url must use https", param="url")
-    host = parts.hostname.lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        raise ValidationError("url must not point at this host", param="url")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return url
-    if not address.is_global:
-        raise ValidationError("url must point at a public address", param="url")
-    return url
 
 
 def endpoint_json(endpoint: WebhookEndpoint, *, with_secret: bool) -> dict[str, Any]:

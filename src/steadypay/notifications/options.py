@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from steadypay.config.contexts import (
     WEBHOOK_BACKOFF_BASE_S,
@@ -12,6 +13,7 @@ from steadypay.config.contexts import (
     WEBHOOK_ROTATION_WINDOW_HOURS,
     WEBHOOK_TIMEOUT_S,
 )
+from steadypay.notifications.urls import AddressPolicy, allowed_networks, parse_networks
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +34,12 @@ class NotificationOptions:
     poll_interval_s: float = 1.0
     """Idle wait between claims (a new event wakes the worker at once)."""
     allow_private_urls: bool | None = None
-    """Endpoints on loopback/private addresses and plain http. None: allowed except when
-    STEADYPAY_ENV=production."""
+    """Registering endpoints on loopback/private addresses and plain http. None: allowed except
+    when STEADYPAY_ENV=production."""
+    allowed_networks: tuple[str, ...] | None = None
+    """CIDRs deliveries may connect to despite the SSRF guard (``STEADYPAY_WEBHOOK_ALLOWED_
+    NETWORKS``). None: loopback where private URLs are allowed (development, tests), else
+    none."""
     pool_max_size: int = 10
 
     def __post_init__(self) -> None:
@@ -43,3 +49,25 @@ class NotificationOptions:
             raise ValueError("batch_size, concurrency and pool_max_size must be at least 1")
         if min(self.rotation_window_s, self.max_age_s, self.poll_interval_s) <= 0:
             raise ValueError("windows and intervals must be positive")
+        parse_networks(self.allowed_networks or ())
+
+    def deployed(
+        self, *, production: bool, allowed_networks: Sequence[str] | None
+    ) -> NotificationOptions:
+        """These options with what was left to the deployment decided: private URLs allowed
+        unless ``production``, and the delivery allow-list ``allowed_networks`` (from the
+        settings) unless set here."""
+        allow_private = (
+            self.allow_private_urls if self.allow_private_urls is not None else not production
+        )
+        networks = self.allowed_networks
+        if networks is None and allowed_networks is not None:
+            networks = tuple(allowed_networks)
+        return replace(self, allow_private_urls=allow_private, allowed_networks=networks)
+
+    @property
+    def delivery_policy(self) -> AddressPolicy:
+        """Which addresses deliveries may connect to (undecided options: no private one)."""
+        return AddressPolicy.of(
+            allowed_networks(self.allowed_networks, production=not self.allow_private_urls)
+        )

@@ -243,6 +243,25 @@ async def record_failure(
     return DeliveryStatus(status) if status is not None else None
 
 
+async def record_refusal(
+    conn: asyncpg.Connection, delivery_id: UUID, attempts: int, *, error: str
+) -> DeliveryStatus | None:
+    """``failed`` now, with ``error`` (the SSRF guard refused the address): no retry. None if
+    the delivery was claimed again since (fenced by ``attempts``)."""
+    status = await conn.fetchval(
+        """
+        UPDATE notifications.deliveries
+        SET status = 'failed', last_status_code = NULL, last_error = $3
+        WHERE id = $1 AND attempts = $2 AND status = 'pending'
+        RETURNING status
+        """,
+        delivery_id,
+        attempts,
+        error,
+    )
+    return DeliveryStatus(status) if status is not None else None
+
+
 async def release(conn: asyncpg.Connection, delivery_id: UUID, attempts: int) -> None:
     await conn.execute(
         """

@@ -11,15 +11,10 @@ from uuid import UUID
 from steadypay.db.router import Consistency, DatabaseRouter
 from steadypay.errors import IdempotencyKeyReuse, NotFound
 from steadypay.notifications import repository
-from steadypay.notifications.domain import (
-    Delivery,
-    WebhookEndpoint,
-    event_body,
-    new_secret,
-    validate_webhook_url,
-)
+from steadypay.notifications.domain import Delivery, WebhookEndpoint, event_body, new_secret
 from steadypay.notifications.options import NotificationOptions
 from steadypay.notifications.repository import NewEvent
+from steadypay.notifications.urls import check_webhook_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +81,14 @@ class NotificationService:
         self, user_id: UUID, url: str, idempotency_key: str | None
     ) -> tuple[WebhookEndpoint, bool]:
         """A new endpoint with a new secret (created True); with an ``idempotency_key`` seen
-        before, the endpoint that key created (created False)."""
-        url = validate_webhook_url(url, allow_private=self._allow_private_urls)
+        before, the endpoint that key created (created False). A URL the rules of
+        :mod:`~steadypay.notifications.urls` refuse is a ValidationError (400), whoever calls:
+        the payment API checks the same rules first, but this service never relies on it."""
+        url = check_webhook_url(
+            url,
+            production=not self._allow_private_urls,
+            policy=self._options.delivery_policy,
+        )
         async with self._db.writer().connection() as conn:
             endpoint, created = await repository.insert_endpoint(
                 conn, user_id, url, new_secret(), idempotency_key

@@ -9,6 +9,12 @@ A delivery is one POST of the event's JSON with ``Steadypay-Signature`` and
 ``delivery_timeout_s``, redirects not followed, the answer's body not read. A 2xx ends it;
 anything else is retried after full-jitter exponential backoff until ``give_up_at`` (72 h after
 the event), after which the delivery is ``failed``.
+
+Deliveries go through the SSRF guard (:mod:`steadypay.notifications.egress`): the host is
+resolved at delivery time and a connection is made only to addresses the options' policy
+allows. A delivery the guard refuses is ``failed`` at once, its ``last_error`` saying which
+address and why (``refused by the SSRF guard: ...``), and is not retried: its name pointing
+inside is no outage to wait out. The endpoint stays: the next event is checked anew.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from steadypay.db.router import DatabaseRouter
 from steadypay.errors import ServiceUnavailable
 from steadypay.notifications import repository
 from steadypay.notifications.domain import ClaimedDelivery, DeliveryStatus
+from steadypay.notifications.egress import DeliveryRefused, PinnedTransport
 from steadypay.notifications.options import NotificationOptions
 from steadypay.notifications.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 from steadypay.resilience.retry import poll_backoff_s, retry_delay_s
@@ -39,6 +46,12 @@ USER_AGENT = f"steadypay-webhooks/{__version__}"
 def webhook_http_client(
     options: NotificationOptions, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
+    """The delivery client: through the SSRF guard (``options.delivery_policy``) unless a
+    ``transport`` is given (tests swapping the network)."""
+    if transport is None:
+        transport = PinnedTransport(
+            options.delivery_policy, max_connections=options.concurrency * 2
+        )
     return httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(options.delivery_timeout_s),
@@ -77,7 +90,7 @@ class DeliveryWorker:
             claimed = await repository.claim_deliveries(
                 conn, self._options.batch_size, self._options.lease_s
             )
-        counts = {"claimed": len(claimed), "delivered": 0, "retried": 0, "failed": 0}
+        counts = {"claimed": len(claimed), "delivered": 0, "retried": 0, "failed": 0, "refused": 0}
         if not claimed:
             return counts
         slots = asyncio.Semaphore(self._options.concurrency)
@@ -131,7 +144,10 @@ class DeliveryWorker:
                 async with self._db.writer().connection() as conn:
                     await repository.release(conn, delivery.id, delivery.attempts)
                 return "deferred"
-            status_code, error = await self._post(delivery)
+            try:
+                status_code, error = await self._post(delivery)
+            except DeliveryRefused as refused:
+                return await self._refused(delivery, refused)
             async with self._db.writer().connection() as conn:
                 if error is None:
                     assert status_code is not None
@@ -168,6 +184,22 @@ class DeliveryWorker:
             retry_in_s=None if failed else round(delay, 3),
         )
         return "failed" if failed else "retried"
+
+    async def _refused(self, delivery: ClaimedDelivery, refused: DeliveryRefused) -> str:
+        """Record the guard's refusal: the delivery is failed, not retried."""
+        async with self._db.writer().connection() as conn:
+            await repository.record_refusal(
+                conn, delivery.id, delivery.attempts, error=str(refused)[:500]
+            )
+        log.warning(
+            "webhook_refused",
+            delivery_id=str(delivery.id),
+            event_id=str(delivery.event_id),
+            host=refused.host,
+            address=str(refused.address),
+            reason=refused.reason,
+        )
+        return "refused"
 
     async def _post(self, delivery: ClaimedDelivery) -> tuple[int | None, str | None]:
         """(status code, None) on a 2xx; else (status code or None, what went wrong)."""

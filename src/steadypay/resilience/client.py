@@ -9,9 +9,15 @@ pipeline (the seed's class, done right).
 - Each attempt tells the callee how long it has left in ``X-Deadline-Ms``, and carries the
   current request's ``X-Request-Id`` so one payment can be followed through every service's logs.
 - The HTTP library's exceptions never leave this module: timeouts become ``DependencyTimeout``,
-  connection trouble and 5xx ``DependencyFailure`` (with the server's ``Retry-After``). A 4xx is
-  the caller's business: it is returned (a :class:`ServiceResponse`, body read), not raised,
-  and does not count against the dependency.
+  connection trouble and 5xx ``DependencyFailure`` (with the server's ``Retry-After``), and so
+  does 401/403: the dependency refused *our* credentials (a misconfigured service key), which
+  fails every caller alike, so it counts against the breaker (not retried). Any other 4xx is
+  about the caller's input, the caller's business: it is returned (a
+  :class:`ServiceResponse`, body read), not raised, not retried, and counts as a success (the
+  dependency answered); the adapter turns it into that caller's error (its 400
+  ``validation_error`` into our ``ValidationError`` with its message and param), never into a
+  failure that would open a breaker every other user shares. 429 is raised (retryable) but
+  not counted either.
 
 It is built on aiohttp rather than httpx (which the test suite and other clients use): on the
 payment path every transfer makes one call, and aiohttp's client costs about a quarter of
@@ -31,7 +37,7 @@ from steadypay.errors import DependencyFailure, DependencyTimeout
 from steadypay.hooks import NO_FAULTS, FaultHook
 from steadypay.observability.context import REQUEST_ID_HEADER, current_request_id
 from steadypay.resilience.deadline import DEADLINE_HEADER
-from steadypay.resilience.pipeline import Attempt, Pipeline
+from steadypay.resilience.pipeline import CREDENTIALS_REFUSED, Attempt, Pipeline
 from steadypay.resilience.retry import parse_retry_after, seconds_header
 
 
@@ -133,6 +139,13 @@ class ReliableServiceClient:
                 raise DependencyFailure(
                     f"{type(exc).__name__} calling {self.dependency}", dependency=self.dependency
                 ) from exc
+            if response.status_code in CREDENTIALS_REFUSED:
+                raise DependencyFailure(
+                    f"{self.dependency} refused our credentials ({response.status_code}): "
+                    "check the service key in the settings",
+                    dependency=self.dependency,
+                    status_code=response.status_code,
+                )
             if response.status_code >= 500 or response.status_code == 429:
                 raise DependencyFailure(
                     f"{self.dependency} answered {response.status_code}",

@@ -6,11 +6,19 @@
 - The **bulkhead** holds one slot for the whole call, retries included, so retries cannot
   exceed the concurrency limit.
 - **Retries** happen only for retryable outcomes (timeouts, connection errors, 5xx, 429) and
-  only for idempotent calls; each costs budget tokens; the wait is full jitter, or the
-  dependency's ``Retry-After`` when longer; no sleep after the last attempt, none when the
-  circuit is open (an open circuit is final), none that would outlive the deadline.
+  only for idempotent calls (never for a caller's error, nor for a refusal of our credentials:
+  the same request would be refused the same); each costs budget tokens; the wait is full
+  jitter, or the dependency's ``Retry-After`` when longer; no sleep after the last attempt,
+  none when the circuit is open (an open circuit is final), none that would outlive the
+  deadline.
 - The **breaker** sees every attempt, so a dead dependency trips it after
-  ``failure_threshold`` attempts, not ``failure_threshold x attempts`` (the seed's flaw).
+  ``failure_threshold`` attempts, not ``failure_threshold x attempts`` (the seed's flaw). It
+  counts only what is the dependency's trouble for every caller alike (:func:`is_failure`):
+  timeouts, connection errors, 5xx, and 401/403 (our own credentials refused: misconfigured,
+  so every call fails). An answer about one caller's input (any other 4xx, or a steadypay
+  error such as ValidationError raised by the operation) is that caller's business and counts
+  as a success, the dependency having answered: a breaker shared by every user (through Redis,
+  by every worker) must not be opened by one user's bad requests.
 - The **attempt timeout** is ``min(attempt_timeout_s, time left)``.
 
 The retry loop is tenacity's ``AsyncRetrying``, built anew for every call (its state is per
@@ -32,6 +40,8 @@ from steadypay.errors import (
     CircuitOpenError,
     DependencyFailure,
     DependencyTimeout,
+    ServiceUnavailable,
+    SteadypayError,
 )
 from steadypay.resilience.breaker import CircuitBreaker
 from steadypay.resilience.bulkhead import Bulkhead
@@ -75,11 +85,24 @@ class Attempt:
     timeout_s: float
 
 
+CREDENTIALS_REFUSED = frozenset({401, 403})
+"""A dependency's answers that mean *our* credentials (a service key from the settings) were
+refused: the same for every caller, so a failure of the dependency, not of the caller."""
+
+
 def is_failure(exc: BaseException) -> bool:
-    """The breaker's predicate: timeouts, connection errors and 5xx count; 4xx do not."""
+    """The breaker's predicate. Counted: timeouts, connection errors, 5xx, and a refusal of our
+    credentials (401/403), which fail every caller alike. Not counted: any other 4xx (429
+    included: the dependency is alive and asks us to slow down), and a steadypay error that
+    is not a ServiceUnavailable (a caller's error such as ValidationError or NotFound, raised by
+    the operation from the dependency's answer): one caller's input is not the dependency's
+    health."""
     if isinstance(exc, DependencyFailure):
-        return exc.status_code is None or exc.status_code >= 500
-    return not isinstance(exc, CircuitOpenError)
+        status = exc.status_code
+        return status is None or status >= 500 or status in CREDENTIALS_REFUSED
+    if isinstance(exc, CircuitOpenError):
+        return False
+    return not (isinstance(exc, SteadypayError) and not isinstance(exc, ServiceUnavailable))
 
 
 def is_retryable(exc: BaseException) -> bool:

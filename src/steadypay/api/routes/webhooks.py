@@ -18,11 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from steadypay.api.container import Container
 from steadypay.api.deps import ContainerDep, PrincipalDep
 from steadypay.api.schemas import ErrorOut
+from steadypay.config import Environment
 from steadypay.errors import DependencyUnavailable, NotFound, PermissionDenied, ValidationError
 from steadypay.http.responses import json_response
 from steadypay.idempotency.domain import validate_key
 from steadypay.identity.domain import Principal
 from steadypay.notifications.client import DEPENDENCY, NotificationsClient
+from steadypay.notifications.urls import AddressPolicy, allowed_networks, check_webhook_url
 
 router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhooks"])
 
@@ -30,7 +32,14 @@ router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhooks"])
 class CreateWebhookEndpoint(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: StrictStr = Field(min_length=1, max_length=2048, examples=["https://example.com/hook"])
+    url: StrictStr = Field(
+        min_length=1,
+        max_length=2048,
+        examples=["https://example.com/hook"],
+        description="An absolute http(s) URL (https in production): a host, no user:password@, "
+        "no whitespace or control characters, a port in 1-65535; in production not localhost "
+        "nor a private IP address. Else 400 validation_error with param url.",
+    )
     user_id: UUID | None = Field(default=None, description="Admin only: whose endpoint")
 
 
@@ -56,7 +65,15 @@ def notifications(c: Container) -> NotificationsClient:
             dependency=DEPENDENCY,
             retry_after_s=None,
         )
-    return NotificationsClient(c.dependencies[DEPENDENCY], c.settings.admin_key.get_secret_value())
+    return NotificationsClient(c.dependencies[DEPENDENCY], c.settings.internal_key())
+
+
+def webhook_url(c: Container, url: str) -> str:
+    """``url`` if the notification service would accept it (the same rules, checked here so
+    that a caller's bad URL is this caller's 400 and never a call to the service)."""
+    production = c.settings.env is Environment.PRODUCTION
+    networks = allowed_networks(c.settings.webhook_allowed_networks, production=production)
+    return check_webhook_url(url, production=production, policy=AddressPolicy.of(networks))
 
 
 def forwarded_key(who: Principal, given: str | None) -> str:
@@ -84,6 +101,7 @@ async def create_endpoint(
     who: PrincipalDep,
     idempotency_key: OptionalKey = None,
 ) -> Response:
+    url = webhook_url(c, body.url)
     if who.is_admin:
         if body.user_id is None:
             raise ValidationError("the admin must say whose endpoint: user_id", param="user_id")
@@ -96,7 +114,7 @@ async def create_endpoint(
         assert who.user_id is not None
         user_id = who.user_id
     endpoint = await notifications(c).create_endpoint(
-        user_id, body.url, idempotency_key=forwarded_key(who, idempotency_key)
+        user_id, url, idempotency_key=forwarded_key(who, idempotency_key)
     )
     return json_response(endpoint, 201)
 
