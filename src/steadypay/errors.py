@@ -7,9 +7,11 @@ exceptions (asyncpg, httpx, ...) are translated where they enter our code with
 
     SteadypayError
     ├── ValidationError                  validation_error          (bad input, nothing changed)
-    │   └── IdempotencyKeyRequired       idempotency_key_required
+    │   ├── IdempotencyKeyRequired       idempotency_key_required
+    │   └── PayloadTooLarge              payload_too_large  (413: the body is over the limit)
     ├── AuthenticationError              unauthenticated
     ├── PermissionDenied                 forbidden
+    ├── RateLimited                      rate_limited  (429, Retry-After and RateLimit headers)
     ├── NotFound                         not_found
     │   └── WalletNotFound               not_found     (a transfer named a missing wallet)
     ├── Conflict
@@ -68,6 +70,14 @@ class IdempotencyKeyRequired(ValidationError):
     default_message = "this request moves money and needs an Idempotency-Key header (1-255 chars)"
 
 
+class PayloadTooLarge(ValidationError):
+    """The request body is larger than the route allows (``STEADYPAY_HTTP_MAX_*BODY_BYTES``);
+    answered before the body is read in full. ``details`` carry ``max_body_bytes``."""
+
+    code = "payload_too_large"
+    default_message = "the request body is too large"
+
+
 class AuthenticationError(SteadypayError):
     code = "unauthenticated"
     default_message = "a valid 'Authorization: Bearer <key>' header is required"
@@ -83,6 +93,27 @@ class ChaosForbidden(PermissionDenied):
     default_message = (
         "chaos is refused in production (set STEADYPAY_CHAOS_ALLOW_IN_PRODUCTION=true to allow)"
     )
+
+
+class RateLimited(SteadypayError):
+    """Too many requests for one API key, or too many unknown keys from one address."""
+
+    code = "rate_limited"
+    default_message = "too many requests: slow down and retry after the Retry-After seconds"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        limit: int = 1,
+        window_s: int = 1,
+        retry_after_s: float = 1.0,
+        which: str = "user_key",
+    ) -> None:
+        super().__init__(message, details={"limit": which})
+        self.limit = limit
+        self.window_s = window_s
+        self.retry_after_s = retry_after_s
 
 
 class NotFound(SteadypayError):

@@ -152,6 +152,19 @@ def test_password_file_is_private_and_never_logged(pg: EmbeddedPostgres) -> None
     assert pg.password_file.read_text().strip() not in pg.log_file.read_text()
 
 
+def test_server_log_is_private_even_if_it_was_not(make_pg: MakePg, tmp_path: Path) -> None:
+    """postgres.log holds statements and client addresses: 0600, also when an older one
+    (from before this was so) was world-readable (issue 14, finding 10)."""
+    pg = make_pg(tmp_path / "data")
+    pg.init()
+    pg.data_dir.mkdir(parents=True, exist_ok=True)
+    pg.log_file.touch(mode=0o644)
+    pg.log_file.chmod(0o644)
+    pg.start()
+    assert stat.S_IMODE(pg.log_file.stat().st_mode) == 0o600
+    assert pg.log_file.stat().st_size > 0  # the server still writes it
+
+
 def test_start_is_idempotent_and_a_second_object_reuses_the_server(
     pg: EmbeddedPostgres, make_pg: MakePg
 ) -> None:

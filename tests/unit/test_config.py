@@ -54,9 +54,9 @@ def test_every_field_comes_from_one_context_model() -> None:
     ]
     owned = [name for model in contexts for name in inspect.get_annotations(model)]
     assert sorted(owned) == sorted(Settings.model_fields)  # no field twice, none outside
-    assert (
-        len(Settings.model_fields) == 102
-    )  # 86 + 12 for backups + 4 for the DR runbook (issue 13)
+    # 86 + 12 for backups + 4 for the DR runbook (issue 13) + 10 for security (issue 14:
+    # 2 service keys, 4 rate limits, 3 input limits, the webhook allow-list)
+    assert len(Settings.model_fields) == 112
 
 
 def test_env_names_and_flat_access(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,10 +8,12 @@ the worker's event loop and the process's fault injector for the HTTP hook.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 
 from steadypay.api.routes import (
@@ -19,6 +21,7 @@ from steadypay.api.routes import (
     chaos,
     money,
     monitor,
+    operators,
     outbox,
     slo,
     users,
@@ -28,6 +31,7 @@ from steadypay.api.routes import (
 from steadypay.faults import ChaosMiddleware, FaultInjector
 from steadypay.http import service_app
 from steadypay.http.app import Lifespan
+from steadypay.http.limits import InputLimits
 
 DESCRIPTION = """\
 A double-entry payment ledger on PostgreSQL. Amounts are decimal strings in major units.
@@ -36,19 +40,24 @@ Money-moving POSTs need an `Idempotency-Key` header. Authenticate with `Authoriz
 """
 
 
-def api_app(lifespan: Lifespan, faults: FaultInjector) -> FastAPI:
+def api_app(
+    lifespan: Lifespan, faults: FaultInjector, limits: InputLimits | None = None
+) -> FastAPI:
     """The payment API: the shared stack, the fault injector's HTTP hook innermost (injected
-    faults are measured like real ones), and every router."""
+    faults are measured like real ones), and every router. The batch router's routes get the
+    larger body limit of ``limits``."""
+    batch_paths = frozenset(r.path for r in batch.router.routes if isinstance(r, APIRoute))
     app = service_app(
         title="steadypay",
         description=DESCRIPTION,
         service="api",
         lifespan=lifespan,
         middleware=[Middleware(ChaosMiddleware, injector=faults)],
+        limits=replace(limits or InputLimits(), batch_paths=batch_paths),
     )
     routers = (
         users.router, wallets.router, money.router, webhooks.router, outbox.router,
-        slo.router, monitor.router, chaos.router, batch.router,
+        slo.router, monitor.router, chaos.router, batch.router, operators.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)
@@ -58,7 +67,8 @@ def api_app(lifespan: Lifespan, faults: FaultInjector) -> FastAPI:
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, corrected to what the API really answers: invalid input is a 400
-    with our error body (not FastAPI's 422), and every route but health needs a bearer key."""
+    with our error body (not FastAPI's 422), a body may be too large (413), and every route
+    but health needs a bearer key (401) and is rate limited (429)."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
@@ -72,8 +82,11 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
             if "HTTPValidationError" in json.dumps(default_422):
                 del responses["422"]
             responses.setdefault("400", {"description": "validation_error"} | error)
+            if "requestBody" in operation:
+                responses.setdefault("413", {"description": "payload_too_large"} | error)
             if not path.startswith("/health"):
                 responses.setdefault("401", {"description": "unauthenticated"} | error)
+                responses.setdefault("429", {"description": "rate_limited"} | error)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)

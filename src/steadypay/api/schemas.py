@@ -13,13 +13,12 @@ from uuid import UUID
 from pydantic import (
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StrictStr,
     field_validator,
 )
 
-from steadypay.http.fields import CurrencyCode
+from steadypay.http.fields import CurrencyCode, Email, Name, Text
 from steadypay.identity.domain import User
 from steadypay.ledger.domain import TransferType
 from steadypay.ledger.wallets import Entry, Wallet
@@ -56,8 +55,12 @@ class _MoneyFields(_Strict):
 
 
 class CreateUser(_Strict):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    email: EmailStr
+    name: Annotated[
+        str,
+        Name(max_length=200),
+        Field(description="Trimmed of invisible characters at its ends; no control characters."),
+    ]
+    email: Email
 
 
 class CreateWallet(_Strict):
@@ -84,7 +87,9 @@ class CreateWithdrawal(_MoneyFields):
 class CreateTransfer(_MoneyFields):
     from_wallet_id: UUID
     to_wallet_id: UUID
-    description: Annotated[str | None, Field(max_length=500)] = None
+    description: Annotated[str, Text(max_length=500)] | None = Field(
+        default=None, description="One line: no control characters."
+    )
 
     @field_validator("to_wallet_id")
     @classmethod

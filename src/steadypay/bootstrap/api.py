@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from steadypay.api.app import api_app
 from steadypay.api.container import Container
@@ -25,6 +26,9 @@ from steadypay.bootstrap.common import (
 from steadypay.config import Settings
 from steadypay.faults import FaultInjector
 from steadypay.faults.control import ChaosControl
+from steadypay.http.health import guard_metrics
+from steadypay.http.limits import InputLimits
+from steadypay.http.ratelimit import RateLimits, RatePolicy, shared_storage
 from steadypay.idempotency.service import purge_forever
 from steadypay.identity.service import Identity
 from steadypay.ledger.gauges import refresh_state_gauges
@@ -68,6 +72,7 @@ async def build(settings: Settings, faults: FaultInjector | None = None) -> Cont
             fallback_amount_limit=settings.risk_fallback_amount_limit,
             fallback_daily_limit=settings.risk_fallback_daily_limit,
         ),
+        headers={"Authorization": f"Bearer {settings.internal_key()}"},
     )
     ledger = Ledger(
         db,
@@ -100,7 +105,25 @@ async def build(settings: Settings, faults: FaultInjector | None = None) -> Cont
             latency_threshold_ms=settings.slo_latency_threshold_ms,
         ),
         monitor_history=MonitorHistory(db, settings.monitor_failover_cooldown_s),
+        rate_limits=rate_limits_for(settings, dependencies.redis),
     )
+
+
+def rate_limits_for(settings: Settings, redis: Redis | None = None) -> RateLimits:
+    """The API's rate limits, counted in Redis when one is configured (shared by every worker
+    and host), in the worker's memory otherwise; ``redis`` (the breakers' client) shares the
+    keys known to be good."""
+    storage = None
+    if settings.redis_url is not None:
+        storage = shared_storage(
+            settings.redis_url.get_secret_value(), timeout_s=settings.redis_timeout_ms / 1000
+        )
+    policy = RatePolicy(
+        per_user_key=settings.rate_limit_per_user_key,
+        per_admin_key=settings.rate_limit_per_admin_key,
+        auth_failures=settings.rate_limit_auth_failures,
+    )
+    return RateLimits(policy, enabled=settings.rate_limit_enabled, storage=storage, redis=redis)
 
 
 def api_readiness(c: Container) -> Readiness:
@@ -160,7 +183,9 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
             if owned:
                 await built.close()
 
-    return api_app(lifespan, faults)
+    app = api_app(lifespan, faults, InputLimits.of(settings))
+    guard_metrics(app, settings)
+    return app
 
 
 def app_from_env() -> FastAPI:

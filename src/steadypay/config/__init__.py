@@ -27,6 +27,9 @@ model                           fields (``STEADYPAY_`` + upper case)
 :class:`MonitorSettings`        ``monitor_*``
 :class:`ChaosSettings`          ``chaos_*``
 :class:`HttpSettings`           ``admin_key``, ``host``, ``port``, ``workers``
+:class:`ServiceAuthSettings`    ``internal_keys``, ``metrics_token``
+:class:`RateLimitSettings`      ``rate_limit_*``
+:class:`InputLimitSettings`     ``http_max_*``
 :class:`LoggingSettings`        ``log_level``, ``log_json``
 :class:`BackupSettings`         ``backup_*`` (barman-cloud, the DR copy)
 :class:`DrSettings`             ``dr_*`` (the regional failover runbook)
@@ -54,12 +57,15 @@ from steadypay.config.contexts import (
     HealthSettings,
     HttpSettings,
     IdempotencySettings,
+    InputLimitSettings,
     LedgerSettings,
     LoggingSettings,
     MonitorSettings,
     NotificationSettings,
     OutboxSettings,
+    RateLimitSettings,
     RiskSettings,
+    ServiceAuthSettings,
     SloSettings,
 )
 from steadypay.config.dependencies import DependenciesSettings, DependencySettings
@@ -85,12 +91,15 @@ __all__ = [
     "HealthSettings",
     "HttpSettings",
     "IdempotencySettings",
+    "InputLimitSettings",
     "LedgerSettings",
     "LoggingSettings",
     "MonitorSettings",
     "NotificationSettings",
     "OutboxSettings",
+    "RateLimitSettings",
     "RiskSettings",
+    "ServiceAuthSettings",
     "Settings",
     "SloSettings",
     "VelocityRule",

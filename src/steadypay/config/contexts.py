@@ -10,6 +10,9 @@ instance of every one of them. The models only declare and validate; reading the
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Self
@@ -206,6 +209,26 @@ class NotificationSettings(ContextSettings):
     webhook_backoff_cap_s: float = Field(default=WEBHOOK_BACKOFF_CAP_S, gt=0)
     webhook_timeout_s: float = Field(default=WEBHOOK_TIMEOUT_S, gt=0)
     webhook_rotation_window_hours: float = Field(default=WEBHOOK_ROTATION_WINDOW_HOURS, gt=0)
+    webhook_allowed_networks: tuple[str, ...] | None = Field(
+        default=None,
+        description="CIDRs webhook deliveries may connect to although the SSRF guard refuses "
+        "them (loopback, private, link-local, unique-local, multicast, reserved addresses), "
+        'e.g. ["10.20.0.0/16"]. Unset: loopback (127.0.0.0/8, ::1) outside production, none '
+        "in production. Cloud metadata addresses are refused even if listed. In production "
+        "it also lets an endpoint be registered with an IP literal in these networks.",
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks_are_cidrs(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        import ipaddress  # here, not at the top: this model's concern only
+
+        for network in value or ():
+            try:
+                ipaddress.ip_network(network.strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not an IP network (CIDR): {exc}") from exc
+        return value
 
 
 class SloSettings(ContextSettings):
@@ -358,6 +381,126 @@ class HttpSettings(ContextSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
+
+
+MIN_INTERNAL_KEY_LENGTH = 32
+_BEARER_TOKEN = re.compile(r"[\x21-\x7e]+")
+INTERNAL_KEY_CONTEXT = b"steadypay internal v1"
+"""What HMAC-SHA256 with the admin key is taken of, outside production, when
+``STEADYPAY_INTERNAL_KEYS`` is unset (:func:`derived_internal_key`)."""
+
+
+def derived_internal_key(admin_key: str) -> str:
+    """The development and test internal key: HMAC-SHA256(admin key, "steadypay internal v1"),
+    hex. Every process given the same admin key derives the same key, so `steadypay up`, the
+    chaos environment and a service started alone with only ``STEADYPAY_ADMIN_KEY`` agree;
+    knowing it does not give the admin key back. Production never derives (it refuses this
+    value: whoever holds the admin key could compute it)."""
+    return hmac.new(admin_key.encode(), INTERNAL_KEY_CONTEXT, hashlib.sha256).hexdigest()
+
+
+class ServiceAuthSettings(ContextSettings):
+    """Service-to-service keys and the ``/metrics`` scrape token (docs/security.md)."""
+
+    internal_keys: tuple[SecretStr, ...] = Field(
+        default=(),
+        description="Keys of steadypay's own services (JSON list): the fraud and notification "
+        "services accept any listed key as bearer on every route but health; callers (the "
+        "API, the outbox relay) send the first. Rotate in three rollouts: [old, new] (all "
+        "accept new), [new, old] (callers send new), [new]. Unset outside production: one "
+        "key derived from the admin key.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token /metrics requires (Prometheus: authorization.credentials_"
+        "file). Unset: /metrics answers loopback clients only, 403 to anyone else.",
+    )
+
+    @field_validator("internal_keys", "metrics_token")
+    @classmethod
+    def _usable_as_bearer(cls, value: object) -> object:
+        for secret in value if isinstance(value, tuple) else (value,):
+            if isinstance(secret, SecretStr) and not _BEARER_TOKEN.fullmatch(
+                secret.get_secret_value()
+            ):
+                raise ValueError("must be printable ASCII without spaces (a bearer token)")
+        return value
+
+
+def _rate(value: str | None) -> str | None:
+    """A limit in the ``limits`` notation: ``<count>/<second|minute|hour|day>`` (``100/second``,
+    ``20 per minute``); checked here so a typo fails at start-up."""
+    if value is None:
+        return None
+    match = RATE_PATTERN.match(value.strip())
+    if match is None or int(match["count"]) < 1:
+        raise ValueError(f"{value!r} is not a limit like '100/second' or '20/minute'")
+    return value.strip()
+
+
+RATE_PATTERN = re.compile(
+    r"^(?P<count>\d{1,9})\s*(?:/|per)\s*(?:(?P<multiple>\d{1,6})\s*)?"
+    r"(?P<unit>second|minute|hour|day)s?$"
+)
+
+
+class RateLimitSettings(ContextSettings):
+    """Abuse limits: per API key, and per client address for failed authentication
+    (docs/security.md). Shared through Redis when ``STEADYPAY_REDIS_URL`` is set, per worker
+    otherwise."""
+
+    rate_limit_enabled: bool = Field(default=True, description="Off: no limit at all.")
+    rate_limit_per_user_key: str | None = Field(
+        default="100/second",
+        description="Requests per user API key (a sliding window); then 429 rate_limited. "
+        "Unset: unlimited.",
+    )
+    rate_limit_per_admin_key: str | None = Field(
+        default="2000/second",
+        description="Requests per operator key (STEADYPAY_ADMIN_KEY and each named admin key); "
+        "load tools use these. Unset: unlimited.",
+    )
+    rate_limit_auth_failures: str = Field(
+        default="20/minute",
+        description="Unknown bearer keys per client address; past it, requests from that "
+        "address with a key not seen to succeed get 429 without a database lookup.",
+    )
+
+    _check_rates = field_validator(
+        "rate_limit_per_user_key", "rate_limit_per_admin_key", "rate_limit_auth_failures"
+    )(_rate)
+
+
+HTTP_MAX_BODY_BYTES = 1024 * 1024
+HTTP_MAX_BATCH_BODY_BYTES = 8 * 1024 * 1024
+HTTP_MAX_JSON_DEPTH = 32
+"""The input limits' defaults, here once: :class:`InputLimitSettings`' and those of
+:class:`steadypay.http.limits.InputLimits` (what an app built in code gets)."""
+
+
+class InputLimitSettings(ContextSettings):
+    """Input hygiene at the HTTP edge: body size and JSON nesting limits (docs/security.md).
+    Every service answers a larger body ``413 payload_too_large`` before reading it in full, and
+    deeper JSON ``400 validation_error``."""
+
+    http_max_body_bytes: int = Field(
+        default=HTTP_MAX_BODY_BYTES,
+        ge=1024,
+        description="Largest request body in bytes (Content-Length, or as a chunked body "
+        "streams in) on every route but the batch ones.",
+    )
+    http_max_batch_body_bytes: int = Field(
+        default=HTTP_MAX_BATCH_BODY_BYTES,
+        ge=1024,
+        description="Largest request body of POST /v1/transfers/batch (8,189 transfers of "
+        "about 1 KB each).",
+    )
+    http_max_json_depth: int = Field(
+        default=HTTP_MAX_JSON_DEPTH,
+        ge=4,
+        le=256,
+        description="Deepest nesting of JSON objects and arrays in a request body.",
+    )
 
 
 class LoggingSettings(ContextSettings):

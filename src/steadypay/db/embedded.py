@@ -5,7 +5,7 @@ throwaway clusters. One steadypay data directory holds one cluster::
 
     data_dir/
       pgdata/         the cluster (initdb)
-      postgres.log    the server log (pg_ctl -l)
+      postgres.log    the server log (pg_ctl -l), mode 0600
       pg-password     the superuser's password, mode 0600
 
 The server is a daemon: it outlives the process that started it, and a later
@@ -272,11 +272,20 @@ class EmbeddedPostgres:
             os.fchmod(fd, 0o600)
             fh.write(password + "\n")
 
+    def _private_log(self) -> None:
+        """The server log, readable by its owner only (it holds statements and client
+        addresses): created 0600, and an older one made so."""
+        fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+
     def _launch(self, timeout: float) -> None:
         runner, pg_ctl = self.runner, self._server_bin() / "pg_ctl"
         runner.check_reachable(self.data_dir)
         runner.adopt(self.pgdata)
-        self.log_file.touch()
+        self._private_log()
         runner.give(self.log_file)
         if (stale := read_pidfile(self.pgdata)) is not None:
             reap(stale.pid, min(timeout / 2, 10.0))

@@ -2,10 +2,11 @@
 
 :func:`service_app` installs the same stack everywhere — outermost first: request id (and the
 500 body for a bug), RED metrics, the read-your-writes token, the service's own middleware
-(the fault injector's HTTP hook), the receiving side of ``X-Deadline-Ms`` — plus one error
-mapping and the health and metrics routes. :func:`observed` is the part of a lifespan that
-starts the CloudWatch export and the per-minute SLI rollups. What each service adds (its
-routes, its state, its jobs) comes from its composition root in :mod:`steadypay.bootstrap`.
+(the fault injector's HTTP hook), the receiving side of ``X-Deadline-Ms``, the input limits
+(:mod:`steadypay.http.limits`: body size, strict JSON) — plus one error mapping and the health
+and metrics routes. :func:`observed` is the part of a lifespan that starts the CloudWatch
+export and the per-minute SLI rollups. What each service adds (its routes, its state, its
+jobs) comes from its composition root in :mod:`steadypay.bootstrap`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from steadypay.http.consistency import ConsistencyMiddleware
 from steadypay.http.context import RequestIdMiddleware
 from steadypay.http.deadline import DeadlineMiddleware
 from steadypay.http.handlers import install_error_handlers
+from steadypay.http.limits import InputLimitMiddleware, InputLimits
 from steadypay.http.metrics import MetricsMiddleware
 from steadypay.observability.cloudwatch import cloudwatch_export
 from steadypay.observability.sli import sli_rollups
@@ -40,13 +42,17 @@ def service_app(
     lifespan: Lifespan,
     middleware: Sequence[Middleware] = (),
     health_routes: bool = True,
+    limits: InputLimits | None = None,
 ) -> FastAPI:
     """A service's app with the shared stack. ``middleware`` goes inside the metrics (so that
     what it does is measured like the real thing) and the consistency token, and outside the
-    deadline check. The lifespan puts the service's database router on ``app.state.database``
-    (read-your-writes tokens, :mod:`steadypay.http.consistency`)."""
+    deadline check; the input limits are innermost (``limits``: the defaults of
+    :class:`~steadypay.config.InputLimitSettings` unless given). The lifespan puts the
+    service's database router on ``app.state.database`` (read-your-writes tokens,
+    :mod:`steadypay.http.consistency`)."""
     app = FastAPI(title=title, version=__version__, description=description, lifespan=lifespan)
     app.state.request_observers = []
+    app.add_middleware(InputLimitMiddleware, limits=limits or InputLimits())
     app.add_middleware(DeadlineMiddleware)
     for extra in middleware:
         app.add_middleware(extra.cls, *extra.args, **extra.kwargs)

@@ -16,9 +16,11 @@ STATUS_BY_ERROR: dict[type[e.SteadypayError], int] = {
     e.SteadypayError: 500,
     e.ValidationError: 400,
     e.IdempotencyKeyRequired: 400,
+    e.PayloadTooLarge: 413,
     e.AuthenticationError: 401,
     e.PermissionDenied: 403,
     e.ChaosForbidden: 403,
+    e.RateLimited: 429,
     e.NotFound: 404,
     e.WalletNotFound: 404,
     e.Conflict: 409,
@@ -58,6 +60,13 @@ def headers_for(error: e.SteadypayError) -> dict[str, str]:
         return {"Retry-After": str(max(1, math.ceil(seconds)))}
     if isinstance(error, e.AuthenticationError):
         return {"WWW-Authenticate": "Bearer"}
+    if isinstance(error, e.RateLimited):
+        reset = max(1, math.ceil(error.retry_after_s))
+        return {  # draft-ietf-httpapi-ratelimit-headers (-07) and RFC 9110's Retry-After
+            "Retry-After": str(reset),
+            "RateLimit-Policy": f"{error.limit};w={error.window_s}",
+            "RateLimit": f"limit={error.limit}, remaining=0, reset={reset}",
+        }
     return {}
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from steadypay.http.fields import Text
 
 
 class EventIn(BaseModel):
@@ -15,7 +17,7 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     id: UUID
-    type: StrictStr = Field(min_length=1, max_length=100)
+    type: Annotated[str, Text(min_length=1, max_length=100)]
     created_at: AwareDatetime
     user_ids: list[UUID] = Field(max_length=1000)
     data: dict[str, Any]
@@ -25,4 +27,4 @@ class CreateEndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     user_id: UUID
-    url: StrictStr = Field(min_length=1, max_length=2048)
+    url: Annotated[str, Text(min_length=1, max_length=2048)]
