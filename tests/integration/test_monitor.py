@@ -269,7 +269,7 @@ async def test_cooldown_survives_a_restart_until_an_operator_acknowledges(
         assert r.status_code == 200, r.text
         acked = r.json()
         assert acked["acknowledged_at"] is not None
-        assert acked["acknowledged_by"] == "admin"
+        assert acked["acknowledged_by"] == "admin:env"
         assert acked["cooldown_until"] is None
         again = await api.post(f"/v1/admin/health/failovers/{triggered.failover_id}/ack", None)
         assert again.json()["acknowledged_at"] == acked["acknowledged_at"]  # idempotent

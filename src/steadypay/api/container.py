@@ -13,6 +13,7 @@ from steadypay.config import Settings
 from steadypay.db.router import DatabaseRouter
 from steadypay.faults import FaultInjector
 from steadypay.faults.control import ChaosControl
+from steadypay.http.ratelimit import RateLimits
 from steadypay.identity.service import Identity
 from steadypay.ledger.service import Ledger
 from steadypay.ledger.wallets import Wallets
@@ -37,7 +38,9 @@ class Container:
     outbox: OutboxAdmin
     slo: SloReports
     monitor_history: MonitorHistory
+    rate_limits: RateLimits
 
     async def close(self) -> None:
         await self.dependencies.aclose()
+        await self.rate_limits.aclose()
         await self.db.close()

@@ -11,9 +11,11 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from steadypay.api.container import Container
-from steadypay.errors import PermissionDenied
+from steadypay.errors import AuthenticationError, PermissionDenied
+from steadypay.http.context import request_id
 from steadypay.idempotency.domain import validate_key
-from steadypay.identity.domain import Principal
+from steadypay.identity.audit import AuditEntry
+from steadypay.identity.domain import Principal, hash_api_key
 
 
 async def container(request: Request) -> Container:
@@ -26,15 +28,38 @@ ContainerDep = Annotated[Container, Depends(container)]
 
 bearer = HTTPBearer(
     auto_error=False,
-    description="The admin key (STEADYPAY_ADMIN_KEY) or a user's API key.",
+    description="An operator key (STEADYPAY_ADMIN_KEY or a named admin key) or a user's API key.",
 )
 
 
+def client_address(request: Request) -> str:
+    """The caller's address (behind a proxy: uvicorn's ``--forwarded-allow-ips`` makes it the
+    forwarded one; docs/security.md)."""
+    return request.client.host if request.client else "unknown"
+
+
 async def principal(
+    request: Request,
     c: ContainerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    return await c.identity.authenticate(credentials.credentials if credentials else None)
+    """Who is calling, within the rate limits: an address that keeps sending unknown keys is
+    refused before the database is asked; each principal spends its per-key budget."""
+    token = credentials.credentials if credentials else None
+    if not token:
+        raise AuthenticationError()
+    limits = c.rate_limits
+    key_hash = hash_api_key(token)
+    address = client_address(request)
+    await limits.before_lookup(address, key_hash)
+    try:
+        who = await c.identity.authenticate(token)
+    except AuthenticationError:
+        await limits.failed_lookup(address)
+        raise
+    await limits.succeeded(key_hash)
+    await limits.admit(who.actor, operator=who.is_admin)
+    return who
 
 
 PrincipalDep = Annotated[Principal, Depends(principal)]
@@ -47,6 +72,19 @@ async def admin(who: PrincipalDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(admin)]
+
+
+def audit_entry(
+    request: Request, who: Principal, action: str, target: str | None = None
+) -> AuditEntry:
+    """The audit trail's who, from where and which request, for an action by ``who``."""
+    return AuditEntry(
+        actor=who.actor,
+        action=action,
+        target=target,
+        source=client_address(request),
+        request_id=request_id(),
+    )
 
 
 async def idempotency_key(

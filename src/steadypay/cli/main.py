@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from steadypay.cli import admin_keys as admin_keys_cli
 from steadypay.cli import backup as backup_cli
 from steadypay.cli import cluster as cluster_cli
 from steadypay.cli import dr as dr_cli
@@ -30,6 +31,7 @@ app.add_typer(cluster_cli.app, name="cluster")
 app.add_typer(drill_cli.app, name="drill")
 app.add_typer(backup_cli.app, name="backup")
 app.add_typer(dr_cli.app, name="dr")
+app.add_typer(admin_keys_cli.app, name="admin-keys")
 
 DataDir = Annotated[
     Path | None,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -37,6 +37,7 @@ from steadypay.errors import (
 )
 from steadypay.idempotency import repository as idempotency_sql
 from steadypay.idempotency.domain import IdempotencyClaim, StoredResponse
+from steadypay.identity.audit import AuditEntry, record_in
 from steadypay.ledger import repository as sql
 from steadypay.ledger import views
 from steadypay.ledger.domain import (
@@ -293,8 +294,15 @@ class Ledger:
 
     # --- holds (two-phase transfers) ------------------------------------------------------
 
-    async def resolve_hold(self, transfer_id: UUID, action: HoldAction, by: str) -> Transfer:
-        """Post (approve) or void (reject, expire) a hold, once.
+    async def resolve_hold(
+        self,
+        transfer_id: UUID,
+        action: HoldAction,
+        by: str,
+        audit: AuditEntry | None = None,
+    ) -> Transfer:
+        """Post (approve) or void (reject, expire) a hold, once; ``audit`` (an operator's
+        decision) is written in the same transaction when the hold changes.
 
         Asking for the outcome a hold already has returns it unchanged (approving twice is
         idempotent); asking for a different one of a resolved hold is refused: a rejected or
@@ -304,7 +312,7 @@ class Ledger:
             try:
 
                 async def work(conn: asyncpg.Connection) -> Transfer:
-                    return await self._resolve_once(conn, transfer_id, action, by)
+                    return await self._resolve_once(conn, transfer_id, action, by, audit)
 
                 async with self._writers:
                     resolved = await in_transaction(
@@ -318,7 +326,12 @@ class Ledger:
         raise LedgerContention()
 
     async def _resolve_once(
-        self, conn: asyncpg.Connection, transfer_id: UUID, action: HoldAction, by: str
+        self,
+        conn: asyncpg.Connection,
+        transfer_id: UUID,
+        action: HoldAction,
+        by: str,
+        audit: AuditEntry | None,
     ) -> Transfer:
         transfer = await sql.lock_transfer(conn, transfer_id)
         if transfer is None:
@@ -357,6 +370,9 @@ class Ledger:
             else views.EVENT_FOR_STATUS[settled.transfer.status]
         )
         await sql.insert_events(conn, [_announce(event_type, settled.transfer, accounts, now)])
+        if audit is not None:
+            outcome = settled.transfer.status.value
+            await record_in(conn, replace(audit, details=audit.details | {"outcome": outcome}))
         return settled.transfer
 
     async def expire_due_holds(self, limit: int = 500) -> int:

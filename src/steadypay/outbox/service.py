@@ -7,6 +7,7 @@ from uuid import UUID
 
 from steadypay.db.router import Consistency, DatabaseRouter
 from steadypay.errors import Conflict, NotFound, ValidationError
+from steadypay.identity.audit import AuditEntry, record_in
 from steadypay.outbox import repository
 from steadypay.outbox.domain import OutboxEvent, OutboxStatus
 
@@ -24,15 +25,20 @@ async def list_events(
         return await repository.page(conn, status, limit, after_seq)
 
 
-async def redeliver(db: DatabaseRouter, event_id: UUID) -> OutboxEvent:
-    """Put a dead (or pending) event back in line, due now.
+async def redeliver(
+    db: DatabaseRouter, event_id: UUID, audit: AuditEntry | None = None
+) -> OutboxEvent:
+    """Put a dead (or pending) event back in line, due now; ``audit`` (the operator's request)
+    is written in the same transaction.
 
     A dead event is older than the relay's ``max_age_s``, so it gets one more attempt: delivered
     if it succeeds, dead again at once if it fails.
     """
-    async with db.writer().connection() as conn:
+    async with db.writer().transaction() as conn:
         event = await repository.make_due(conn, event_id)
         if event is not None:
+            if audit is not None:
+                await record_in(conn, audit)
             return event
         status = await repository.status_of(conn, event_id)
     if status is None:
@@ -63,5 +69,5 @@ class OutboxAdmin:
     ) -> tuple[list[OutboxEvent], bool]:
         return await list_events(self._db, status, limit=limit, starting_after=starting_after)
 
-    async def redeliver(self, event_id: UUID) -> OutboxEvent:
-        return await redeliver(self._db, event_id)
+    async def redeliver(self, event_id: UUID, audit: AuditEntry | None = None) -> OutboxEvent:
+        return await redeliver(self._db, event_id, audit)

@@ -22,6 +22,7 @@ from uuid import UUID
 
 from steadypay.errors import HoldNotPending, IdempotencyKeyReuse, PermissionDenied
 from steadypay.idempotency.domain import IdempotencyClaim, fingerprint
+from steadypay.identity.audit import AuditEntry
 from steadypay.identity.domain import Principal
 from steadypay.ledger.domain import (
     HoldAction,
@@ -167,7 +168,11 @@ class Payments:
         return result
 
     async def resolve_hold(
-        self, principal: Principal, transfer_id: UUID, action: HoldAction
+        self,
+        principal: Principal,
+        transfer_id: UUID,
+        action: HoldAction,
+        audit: AuditEntry | None = None,
     ) -> Transfer:
         """Approve (post) or reject (void) a held transfer: the admin's review decision.
 
@@ -176,7 +181,7 @@ class Payments:
         was approved."""
         if not principal.is_admin:
             raise PermissionDenied("this needs the admin key")
-        transfer = await self._ledger.resolve_hold(transfer_id, action, principal.scope)
+        transfer = await self._ledger.resolve_hold(transfer_id, action, principal.actor, audit)
         if transfer.status is not action.outcome:
             raise HoldNotPending(
                 f"the hold is {transfer.status.value}; it can no longer be {action.outcome.value}",

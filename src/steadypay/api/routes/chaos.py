@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from steadypay.api.deps import AdminDep, ContainerDep
+from steadypay.api.deps import AdminDep, ContainerDep, audit_entry
 from steadypay.api.schemas import ErrorOut
 from steadypay.faults import runtime
 from steadypay.faults.injector import ChaosConfig, FaultRule
 from steadypay.http.responses import json_response
+from steadypay.identity.audit import CHAOS_SET
 
 router = APIRouter(prefix="/v1/admin/chaos", tags=["admin"])
 
@@ -51,12 +53,15 @@ async def get_chaos(c: ContainerDep, _: AdminDep) -> Response:
     summary="Set the faults every service injects, until duration_s has passed (admin). "
     '`{"enabled": false}` switches them off.',
 )
-async def put_chaos(body: PutChaos, c: ContainerDep, _: AdminDep) -> Response:
+async def put_chaos(request: Request, body: PutChaos, c: ContainerDep, who: AdminDep) -> Response:
     config = await c.chaos.set(
         enabled=body.enabled,
         rules=body.rules,
         seed=body.seed,
         duration_s=body.duration_s,
-        who="admin",
+        who=who.actor,
     )
+    entry = audit_entry(request, who, CHAOS_SET, "chaos")
+    details = {"enabled": body.enabled, "duration_s": body.duration_s, "rules": len(body.rules)}
+    await c.identity.audit.record(replace(entry, details=details))
     return json_response(_view(config, "runtime", c.chaos.allowed))

@@ -5,10 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from steadypay.api.deps import AdminDep, ContainerDep, IdempotencyKeyDep, PrincipalDep
+from steadypay.api.deps import (
+    AdminDep,
+    ContainerDep,
+    IdempotencyKeyDep,
+    PrincipalDep,
+    audit_entry,
+)
 from steadypay.api.responses import outcome_response, transfer_renderer
 from steadypay.api.schemas import (
     CreateDeposit,
@@ -20,6 +26,7 @@ from steadypay.api.schemas import (
 )
 from steadypay.http.context import request_id
 from steadypay.http.responses import json_response
+from steadypay.identity.audit import HOLD_APPROVE, HOLD_REJECT
 from steadypay.identity.domain import Principal
 from steadypay.ledger.domain import HoldAction
 from steadypay.ledger.views import transfer_json
@@ -118,9 +125,12 @@ HOLD_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 async def _resolve(
-    payments: Payments, who: Principal, transfer_id: UUID, action: HoldAction
+    request: Request, payments: Payments, who: Principal, transfer_id: UUID, action: HoldAction
 ) -> Response:
-    return json_response(transfer_json(await payments.resolve_hold(who, transfer_id, action)))
+    name = HOLD_APPROVE if action is HoldAction.APPROVE else HOLD_REJECT
+    audit = audit_entry(request, who, name, f"transfer:{transfer_id}")
+    transfer = await payments.resolve_hold(who, transfer_id, action, audit)
+    return json_response(transfer_json(transfer))
 
 
 @router.post(
@@ -129,8 +139,8 @@ async def _resolve(
     responses=HOLD_RESPONSES,
     summary="Post a held transfer: the money reaches the receiver (admin; idempotent)",
 )
-async def approve(transfer_id: UUID, c: ContainerDep, who: AdminDep) -> Response:
-    return await _resolve(c.payments, who, transfer_id, HoldAction.APPROVE)
+async def approve(request: Request, transfer_id: UUID, c: ContainerDep, who: AdminDep) -> Response:
+    return await _resolve(request, c.payments, who, transfer_id, HoldAction.APPROVE)
 
 
 @router.post(
@@ -139,8 +149,8 @@ async def approve(transfer_id: UUID, c: ContainerDep, who: AdminDep) -> Response
     responses=HOLD_RESPONSES,
     summary="Void a held transfer: the sender's funds are released (admin; idempotent)",
 )
-async def reject(transfer_id: UUID, c: ContainerDep, who: AdminDep) -> Response:
-    return await _resolve(c.payments, who, transfer_id, HoldAction.REJECT)
+async def reject(request: Request, transfer_id: UUID, c: ContainerDep, who: AdminDep) -> Response:
+    return await _resolve(request, c.payments, who, transfer_id, HoldAction.REJECT)
 
 
 @router.get(

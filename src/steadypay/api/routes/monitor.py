@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from steadypay.api.deps import AdminDep, ContainerDep
+from steadypay.api.deps import AdminDep, ContainerDep, audit_entry
 from steadypay.api.schemas import ErrorOut
 from steadypay.http.responses import json_response
+from steadypay.identity.audit import FAILOVER_ACK
 from steadypay.monitor import repository as repo
 
 router = APIRouter(prefix="/v1/admin/health", tags=["admin"])
@@ -78,7 +79,13 @@ async def history(
     "without waiting for the cool-down",
 )
 async def acknowledge(
-    c: ContainerDep, who: AdminDep, failover_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+    request: Request,
+    c: ContainerDep,
+    who: AdminDep,
+    failover_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> Response:
-    failover = await c.monitor_history.acknowledge(failover_id, who.scope)
+    failover = await c.monitor_history.acknowledge(failover_id, who.actor)
+    await c.identity.audit.record(
+        audit_entry(request, who, FAILOVER_ACK, f"failover:{failover_id}")
+    )
     return json_response(failover.to_json(c.monitor_history.cooldown_s))

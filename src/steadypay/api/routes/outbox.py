@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from steadypay.api.deps import AdminDep, ContainerDep
+from steadypay.api.deps import AdminDep, ContainerDep, audit_entry
 from steadypay.api.schemas import ErrorOut
 from steadypay.http.responses import json_response
+from steadypay.identity.audit import OUTBOX_REDELIVER
 from steadypay.outbox.domain import OutboxStatus, event_json
 
 router = APIRouter(prefix="/v1/admin/outbox", tags=["admin"])
@@ -42,5 +43,6 @@ async def list_outbox(
     summary="Put a dead (or pending) event back in line, due now (admin). An event older than "
     "the relay's max age gets one more attempt.",
 )
-async def redeliver(event_id: UUID, c: ContainerDep, _: AdminDep) -> Response:
-    return json_response(event_json(await c.outbox.redeliver(event_id)))
+async def redeliver(request: Request, event_id: UUID, c: ContainerDep, who: AdminDep) -> Response:
+    audit = audit_entry(request, who, OUTBOX_REDELIVER, f"event:{event_id}")
+    return json_response(event_json(await c.outbox.redeliver(event_id, audit)))
