@@ -127,8 +127,9 @@ async def attacker(http: httpx.AsyncClient, count: int) -> Counter[int]:
     return statuses
 
 
-def attack_process(api_url: str) -> tuple[dict[int, int], float]:
-    """The attacker, in a process of its own (its client's CPU is not the normal users')."""
+def attack_process(api_url: str) -> tuple[dict[int, int], float, float]:
+    """The attacker, in a process of its own (its client's CPU is not the normal users'):
+    its answers, how long it took, and the CPU it used (on the same machine)."""
 
     async def run() -> Counter[int]:
         async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
@@ -139,9 +140,9 @@ def attack_process(api_url: str) -> tuple[dict[int, int], float]:
                 total += part
             return total
 
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     answers = asyncio.run(run())
-    return dict(answers), time.monotonic() - started
+    return dict(answers), time.monotonic() - started, time.process_time() - cpu
 
 
 def cpu_s(pids: list[int]) -> float:
@@ -168,9 +169,11 @@ async def phase(
     normal = [asyncio.create_task(normal_user(http, *u, until)) for u in users]
     loop = asyncio.get_running_loop()
     attack_answers: dict[int, int] = {}
-    attack_s = 0.0
+    attack_s = attacker_cpu_s = 0.0
     if attack:
-        attack_answers, attack_s = await loop.run_in_executor(pool, attack_process, env.api_url)
+        attack_answers, attack_s, attacker_cpu_s = await loop.run_in_executor(
+            pool, attack_process, env.api_url
+        )
     normal_answers: Counter[int] = Counter()
     for task in normal:
         normal_answers += await task
@@ -184,8 +187,34 @@ async def phase(
         "attack_answers": dict(attack_answers),
         "attack_duration_s": round(attack_s, 2),
         "api_cpu_s": round(api_cpu, 3),
+        "attacker_cpu_s": round(attacker_cpu_s, 3),
         "unknown_key_lookups": after["index_scans"] - before["index_scans"],
         "refused_429_one_worker": after["rate_limited"] - before["rate_limited"],
+    }
+
+
+REFUSED_ALONE = 2000
+
+
+async def refused_alone_cost(http: httpx.AsyncClient, env: ChaosEnvironment) -> dict[str, float]:
+    """API CPU per request of a burst with nothing else running: unknown keys from an address
+    that is already blocked, then ``/health/live`` (the cheapest route) for comparison."""
+    workers = env.worker_pids("api")
+
+    async def burst(headers: bool, path: str) -> float:
+        async def client(count: int) -> None:
+            for _ in range(count):
+                key = "sp_" + secrets.token_urlsafe(32)
+                auth = {"Authorization": f"Bearer {key}"} if headers else {}
+                await http.get(path, headers=auth)
+
+        before = cpu_s(workers)
+        await asyncio.gather(*(client(REFUSED_ALONE // ATTACKERS) for _ in range(ATTACKERS)))
+        return round(1000 * (cpu_s(workers) - before) / REFUSED_ALONE, 3)
+
+    return {
+        "api_cpu_ms_per_request": await burst(True, "/v1/transfers"),
+        "health_cpu_ms_per_request": await burst(False, "/health/live"),
     }
 
 
@@ -200,7 +229,7 @@ def main() -> int:
             console.print("[dim]starting steadypay (2 API workers, Redis, fraud, notifications)[/]")
             env.wait_ready(120)
 
-            async def run() -> list[dict[str, Any]]:
+            async def run() -> tuple[list[dict[str, Any]], dict[str, float]]:
                 admin = {"Authorization": f"Bearer {env.admin_key}"}
                 limits = httpx.Limits(max_connections=64)
                 async with httpx.AsyncClient(
@@ -213,12 +242,14 @@ def main() -> int:
                             name = "under attack" if attack else "quiet"
                             console.print(f"[dim]phase: {name}[/]")
                             results.append(await phase(http, env, users, attack, pool))
-                    return results
+                    alone = await refused_alone_cost(http, env)
+                    return results, alone
 
-            phases = asyncio.run(run())
+            phases, refused_alone = asyncio.run(run())
     table = Table(title=f"abuse run: {BAD_KEYS} random bearer keys per attack phase, {USERS} users")
     for column in ("phase", "transfers/s", "normal non-201", "attacker 401", "attacker 429",
-                   "unknown-key lookups", "attack took s", "API CPU s"):  # fmt: skip
+                   "unknown-key lookups", "attack took s", "API CPU s",
+                   "attacker CPU s"):  # fmt: skip
         table.add_column(column)
     for p in phases:
         non_201 = sum(n for s, n in p["normal_answers"].items() if s != 201)
@@ -231,24 +262,16 @@ def main() -> int:
             str(p["unknown_key_lookups"]),
             str(p["attack_duration_s"]),
             str(p["api_cpu_s"]),
+            str(p["attacker_cpu_s"]),
         )
     console.print(table)
-    quiet = [p for p in phases if p["phase"] == "quiet"]
-    per_transfer = sum(p["api_cpu_s"] for p in quiet) / max(
-        1, sum(p["normal_answers"].get(201, 0) for p in quiet)
-    )
-    for p in phases:
-        if p["phase"] == "under attack":
-            extra = p["api_cpu_s"] - per_transfer * p["normal_answers"].get(201, 0)
-            p["api_cpu_ms_per_refused_request"] = round(1000 * extra / BAD_KEYS, 3)
     console.print(
-        f"API CPU per transfer (quiet): {1000 * per_transfer:.2f} ms; per refused request: "
-        + ", ".join(
-            f"{p['api_cpu_ms_per_refused_request']} ms" for p in phases if p["phase"] != "quiet"
-        )
+        f"API CPU per refused request, measured alone ({REFUSED_ALONE} requests from a "
+        f"blocked address, no other traffic): {refused_alone['api_cpu_ms_per_request']} ms; "
+        f"per GET /health/live the same way: {refused_alone['health_cpu_ms_per_request']} ms"
     )
     if args.json:
-        args.json.write_text(json.dumps(phases, indent=2))
+        args.json.write_text(json.dumps({"phases": phases, "alone": refused_alone}, indent=2))
     attacks = [p for p in phases if p["phase"] == "under attack"]
     other = sum(sum(p["attack_answers"].get(s, 0) for s in (401, 429)) for p in attacks)
     ok = other == BAD_KEYS * len(attacks) and all(set(p["normal_answers"]) <= {201} for p in phases)

@@ -20,7 +20,8 @@ from steadypay import bootstrap
 from steadypay.bootstrap.api import create_app
 from steadypay.config import Settings
 from steadypay.errors import RateLimited
-from steadypay.http.ratelimit import RateLimits, RatePolicy, shared_storage
+from steadypay.http.ratelimit import RateLimits, RatePolicy, bearer_key_hash, shared_storage
+from steadypay.identity import hash_api_key
 from tests.api_client import Api
 from tests.integration.conftest import ADMIN_KEY, serve
 from tests.redis_server import free_port, redis_url_fixture
@@ -81,6 +82,11 @@ async def test_unknown_keys_from_one_address_get_429_without_database_lookups(
         assert refused.headers["RateLimit-Policy"] == "5;w=60"
         assert refused.headers["RateLimit"].startswith("limit=5, remaining=0, reset=")
 
+        # once this worker knows the address is blocked, the ASGI shortcut refuses before
+        # routing: even an unknown route answers 429, not 404
+        shortcut = await attacker.get("/v1/no-such-route", headers=bearer("sp_nope"))
+        assert shortcut.status_code == 429
+        assert shortcut.json()["error"]["request_id"] == shortcut.headers["X-Request-Id"]
         # the user who authenticated from this address before keeps working ...
         during = await attacker.get("/v1/transfers", headers=bearer(user["api_key"]))
         assert during.status_code == 200, during.text
@@ -175,3 +181,8 @@ async def test_a_good_key_passes_a_blocked_address_on_every_worker(redis_url: st
         await limits.aclose()
     for client in clients:
         await client.aclose()
+
+
+def test_the_asgi_shortcut_hashes_keys_as_identity_stores_them() -> None:
+    key = "sp_" + secrets.token_urlsafe(32)
+    assert bearer_key_hash(key) == hash_api_key(key)

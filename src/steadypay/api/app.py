@@ -32,6 +32,7 @@ from steadypay.faults import ChaosMiddleware, FaultInjector
 from steadypay.http import service_app
 from steadypay.http.app import Lifespan
 from steadypay.http.limits import InputLimits
+from steadypay.http.ratelimit import RefuseBlockedAddresses
 
 DESCRIPTION = """\
 A double-entry payment ledger on PostgreSQL. Amounts are decimal strings in major units.
@@ -52,7 +53,11 @@ def api_app(
         description=DESCRIPTION,
         service="api",
         lifespan=lifespan,
-        middleware=[Middleware(ChaosMiddleware, injector=faults)],
+        # the last is the outermost: a blocked address is refused before the fault injector
+        middleware=[
+            Middleware(ChaosMiddleware, injector=faults),
+            Middleware(RefuseBlockedAddresses),
+        ],
         limits=replace(limits or InputLimits(), batch_paths=batch_paths),
     )
     routers = (
