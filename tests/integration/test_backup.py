@@ -155,6 +155,16 @@ def first_backup(region_a: Region) -> dict[str, Any]:
     return document
 
 
+def test_a_backup_run_is_in_the_audit_trail(region_a: Region, first_backup: dict[str, Any]) -> None:
+    rows = region_a.sql(
+        "SELECT actor, action, source, details::text AS details FROM audit_log WHERE target = $1",
+        first_backup["backup_id"],
+    )
+    assert [(r["action"], r["source"]) for r in rows] == [("backup.run", "local")]
+    assert rows[0]["actor"].startswith("cli:")
+    assert json.loads(rows[0]["details"])["bucket"].startswith("s3://")
+
+
 def _archived(region: Region) -> None:
     """Switch WAL and wait until the segment is in the buckets (what archive_timeout does)."""
     segment = region.sql("SELECT pg_walfile_name(pg_switch_wal()) AS s")[0]["s"]
@@ -425,6 +435,9 @@ def test_the_runbook_resumes_at_the_step_that_failed(
 
     _archived(region_a)
     assert region_a.cli("backup", "sync-dr").exit_code == 0
+    synced = region_a.sql("SELECT actor FROM audit_log WHERE action = 'backup.sync_dr'")
+    assert synced
+    assert all(r["actor"].startswith("cli:") for r in synced)
     assert region_a.cli("backup", "app-state").exit_code == 0
     region_b = tmp_path / "region-b"
     plan = build_plan(
@@ -439,6 +452,8 @@ def test_the_runbook_resumes_at_the_step_that_failed(
             ("fence", "done"), ("restore", "done"), ("start", "done"), ("verify", "done"),
             ("dns", "failed"),
         ], first.steps  # fmt: skip
+        verify = next(s for s in first.steps if s.name == "verify")
+        assert verify.detail["audited"] is True  # dr.failover in the new region's trail
         zone = (
             boto3.client("route53")
             .create_hosted_zone(Name="steadypay.test.", CallerReference=str(time.time()))[

@@ -40,6 +40,7 @@ from steadypay.backup.errors import BackupError, VerificationFailed
 from steadypay.backup.service import BackupRun
 from steadypay.config import BackupSettings, Settings
 from steadypay.db.router import Consistency, DatabaseRouter
+from steadypay.identity.audit import AuditEntry, record_in
 from steadypay.ledger import totals as ledger_totals
 from steadypay.ledger.audit import audit, report_json
 from steadypay.observability.gauges import BACKUP_VERIFIED_AGE, BACKUP_VERIFIED_TIMESTAMP
@@ -124,23 +125,45 @@ def archive_settings(settings: BackupSettings) -> dict[str, str]:
 # --- the record in PostgreSQL ----------------------------------------------------------------
 
 
-def record_run(server: PrimaryServer, done: BackupRun, bucket: BackupTarget) -> None:
-    """Record a base backup in ``backup.runs`` of the primary it was taken from."""
+def record_run(
+    server: PrimaryServer, done: BackupRun, bucket: BackupTarget, audit: AuditEntry | None = None
+) -> None:
+    """Record a base backup in ``backup.runs`` of the primary it was taken from, with its audit
+    entry (``steadypay backup run``) in the same transaction."""
 
     async def write(conn: asyncpg.Connection) -> None:
-        await conn.execute(
-            "INSERT INTO backup.runs (backup_id, bucket, began_at, ended_at, duration_s,"
-            " ledger_lsn, dr_copied) VALUES ($1, $2, $3, now(), $4, $5::text::pg_lsn, $6)"
-            " ON CONFLICT (backup_id) DO NOTHING",
-            done.backup.backup_id,
-            bucket.bucket.url,
-            done.started_at,
-            done.duration_s,
-            done.snapshot.lsn,
-            done.dr_copy.copied if done.dr_copy is not None else None,
-        )
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO backup.runs (backup_id, bucket, began_at, ended_at, duration_s,"
+                " ledger_lsn, dr_copied) VALUES ($1, $2, $3, now(), $4, $5::text::pg_lsn, $6)"
+                " ON CONFLICT (backup_id) DO NOTHING",
+                done.backup.backup_id,
+                bucket.bucket.url,
+                done.started_at,
+                done.duration_s,
+                done.snapshot.lsn,
+                done.dr_copy.copied if done.dr_copy is not None else None,
+            )
+            if audit is not None:
+                await record_in(conn, audit)
 
     asyncio.run(_with(server.url(), write))
+
+
+def record_action(url: str, entry: AuditEntry) -> bool:
+    """Write ``entry`` to the audit trail of the database at ``url``, if it can be reached and
+    has one (a database restored from a backup older than migration 0011 has none); whether it
+    was written. For commands whose effect is outside the database (prune, sync-dr)."""
+
+    async def write(conn: asyncpg.Connection) -> None:
+        await record_in(conn, entry)
+
+    try:
+        asyncio.run(_with(url, write))
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        log.warning("audit_entry_not_recorded", action=entry.action, error=str(exc))
+        return False
+    return True
 
 
 def record_verification(server: PrimaryServer, result: VerifyResult, bucket: BackupTarget) -> None:

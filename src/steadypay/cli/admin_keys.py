@@ -8,9 +8,7 @@ everything else goes to stderr or the table. The API offers the same at ``/v1/ad
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -24,6 +22,7 @@ from steadypay.cli.database import database
 from steadypay.config import Settings
 from steadypay.errors import SteadypayError
 from steadypay.identity import AuditEntry, OperatorKeys
+from steadypay.identity.audit import cli_entry
 from steadypay.identity.domain import AdminKey
 
 app = typer.Typer(
@@ -39,16 +38,8 @@ DataDir = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
-def cli_actor() -> str:
-    try:
-        login = getpass.getuser()
-    except (KeyError, OSError):
-        login = "unknown"
-    return f"cli:{login}@{socket.gethostname()}"[:200]
-
-
 def _entry(action: str) -> AuditEntry:
-    return AuditEntry(actor=cli_actor(), action=action, source="local")
+    return cli_entry(action)
 
 
 def _run(data_dir: Path | None, job: Callable[[OperatorKeys], Awaitable[T]]) -> T:

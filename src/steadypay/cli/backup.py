@@ -152,6 +152,7 @@ def run(
     then copy it to the DR bucket."""
     from steadypay.backup import BackupError, service
     from steadypay.bootstrap.backup import LedgerProbeImpl, record_run
+    from steadypay.identity.audit import BACKUP_RUN, cli_entry
 
     settings, (err, out) = _settings(), _consoles()
     primary, dr = _targets(settings)
@@ -164,7 +165,8 @@ def run(
             return
         with err.status("base backup…"):
             done = service.take_backup(primary, dr, source, probe=LedgerProbeImpl(), say=err.log)
-            record_run(source, done, primary)
+            entry = cli_entry(BACKUP_RUN, done.backup.backup_id, bucket=primary.bucket.url)
+            record_run(source, done, primary, entry)
     except BackupError as exc:
         raise _fail(err, str(exc), json_file, {"ok": False, "error": str(exc)}) from None
     document = done.as_json()
@@ -257,6 +259,7 @@ def restore(
     """Restore a base backup and the archived WAL into TARGET_DIR, to a time or to the end,
     and leave it stopped: `steadypay up --data-dir TARGET_DIR` then serves it."""
     from steadypay.backup import BackupError, service
+    from steadypay.identity.audit import BACKUP_RESTORE
 
     if (to_time is None) == (not to_latest):
         raise typer.BadParameter("give exactly one of --to-time T or --to-latest")
@@ -288,6 +291,14 @@ def restore(
                 overwrite=yes,
                 say=err.log,
             )
+            _audit_on(
+                restored.node.url,
+                BACKUP_RESTORE,
+                chosen.backup_id,
+                bucket=source.bucket.url,
+                to_time=_aware(to_time).isoformat() if to_time else "latest",  # type: ignore[union-attr]
+                target_dir=str(target),
+            )
             restored.node.stop(mode="fast")
     except BackupError as exc:
         raise _fail(err, str(exc), json_file, {"ok": False, "error": str(exc)}) from None
@@ -304,6 +315,7 @@ def sync_dr(
 ) -> None:
     """Copy to the DR bucket (re-encrypted under its region's key) every object it lacks."""
     from steadypay.backup import BackupError, store
+    from steadypay.identity.audit import BACKUP_SYNC_DR
 
     settings, (err, out) = _settings(), _consoles()
     primary, dr = _targets(settings)
@@ -313,6 +325,8 @@ def sync_dr(
         report = store.sync_to_dr(primary, dr, dry_run=dry_run)
     except BackupError as exc:
         raise _fail(err, str(exc), json_file, {"ok": False, "error": str(exc)}) from None
+    if not dry_run:
+        _audit_on_primary(settings, BACKUP_SYNC_DR, dr.bucket.url, **report.as_json())
     _table(
         out, ("would copy" if dry_run else "copied") + f" to {dr.bucket.url}", [report.as_json()]
     )
@@ -327,6 +341,7 @@ def prune(
     """Delete backups (and the WAL only they need) outside the recovery window
     (STEADYPAY_BACKUP_RETENTION_DAYS)."""
     from steadypay.backup import BackupError, service
+    from steadypay.identity.audit import BACKUP_PRUNE
 
     settings, (err, out) = _settings(), _consoles()
     source, _ = _targets(settings, from_dr)
@@ -334,6 +349,8 @@ def prune(
         said = service.apply_retention(source, settings.backup_retention_days, dry_run=dry_run)
     except BackupError as exc:
         raise _fail(err, str(exc), None, None) from None
+    if not dry_run:
+        _audit_on_primary(settings, BACKUP_PRUNE, source.bucket.url, deleted=said.strip()[:2000])
     out.print(said.strip() or "nothing to delete")
 
 
@@ -447,6 +464,28 @@ def _record(settings: Settings, data_dir: Path, result: Any, source: BackupTarge
     # no primary here (a DR region's verify): the bucket's record stands
     with contextlib.suppress(BackupError, OSError):
         record_verification(running_primary(settings, data_dir), result, source)
+
+
+def _audit_on(url: str, action: str, target: str | None, **details: Any) -> None:
+    from steadypay.bootstrap.backup import record_action
+    from steadypay.identity.audit import cli_entry
+
+    record_action(url, cli_entry(action, target, **details))
+
+
+def _audit_on_primary(settings: Settings, action: str, target: str, **details: Any) -> None:
+    """The audit entry of a command whose effect is in the buckets, on the primary of the
+    default data dir when one runs here (docs/security.md: "recorded when it can be")."""
+    from steadypay.backup import BackupError
+
+    try:
+        primary = running_primary(settings, _data_dir(None, settings))
+    except (BackupError, OSError) as exc:
+        Console(stderr=True).print(
+            f"[yellow]warning[/]: {action} is not in the audit trail (no database here: {exc})"
+        )
+        return
+    _audit_on(primary.url(), action, target, **details)
 
 
 def _aware(moment: datetime | None) -> datetime | None:

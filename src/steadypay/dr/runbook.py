@@ -53,9 +53,11 @@ from steadypay.bootstrap.backup import (
     LedgerProbeImpl,
     make_read_only,
     newest_transfer_at,
+    record_action,
     write_app_state,
 )
 from steadypay.db.embedded import EmbeddedPostgres
+from steadypay.identity.audit import DR_FAILOVER, cli_entry
 
 STEPS = ("fence", "restore", "start", "verify", "dns", "notify", "report")
 STATE_FILE = "dr-failover.json"
@@ -333,7 +335,13 @@ class Runbook:
             raise RunbookError(f"the ledger audit of the restored region failed: {report}")
         admin_key = (plan.data_dir / "admin.key").read_text().strip()
         acknowledged = canary_payment(plan.api_url, admin_key)
-        return "done", {"ledger_audit": "clean", "canary_acknowledged_at": acknowledged}
+        entry = cli_entry(DR_FAILOVER, plan.to_region, failed_at=self.state.get("failed_at"))
+        audited = record_action(node.url, entry)
+        return "done", {
+            "ledger_audit": "clean",
+            "canary_acknowledged_at": acknowledged,
+            "audited": audited,
+        }
 
     def _dns(self) -> tuple[str, dict[str, Any]]:
         dns = self.plan.dns

@@ -9,7 +9,9 @@ approval without its row and no row without its approval; an action outside the 
 
 from __future__ import annotations
 
+import getpass
 import json
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +30,25 @@ ADMIN_KEY_ROTATE = "admin_key.rotate"
 ADMIN_KEY_REVOKE = "admin_key.revoke"
 USER_KEY_ROTATE = "user_key.rotate"
 USER_KEY_REVOKE = "user_key.revoke"
+BACKUP_RUN = "backup.run"
+BACKUP_PRUNE = "backup.prune"
+BACKUP_SYNC_DR = "backup.sync_dr"
+BACKUP_RESTORE = "backup.restore"
+DR_FAILOVER = "dr.failover"
+
+
+def cli_actor() -> str:
+    """Who runs a command on this machine, for the audit trail: ``cli:<login>@<host>``."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = "unknown"
+    return f"cli:{login}@{socket.gethostname()}"[:200]
+
+
+def cli_entry(action: str, target: str | None = None, **details: Any) -> AuditEntry:
+    """An action of a command run here (``source`` is ``local``)."""
+    return AuditEntry(cli_actor(), action, target, "local", None, details)
 
 
 @dataclass(frozen=True, slots=True)
