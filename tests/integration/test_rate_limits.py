@@ -20,8 +20,7 @@ from steadypay import bootstrap
 from steadypay.bootstrap.api import create_app
 from steadypay.config import Settings
 from steadypay.errors import RateLimited
-from steadypay.http.ratelimit import RateLimits, RatePolicy, bearer_key_hash, shared_storage
-from steadypay.identity import hash_api_key
+from steadypay.http.ratelimit import RateLimits, RatePolicy, shared_storage
 from tests.api_client import Api
 from tests.integration.conftest import ADMIN_KEY, serve
 from tests.redis_server import free_port, redis_url_fixture
@@ -181,8 +180,3 @@ async def test_a_good_key_passes_a_blocked_address_on_every_worker(redis_url: st
         await limits.aclose()
     for client in clients:
         await client.aclose()
-
-
-def test_the_asgi_shortcut_hashes_keys_as_identity_stores_them() -> None:
-    key = "sp_" + secrets.token_urlsafe(32)
-    assert bearer_key_hash(key) == hash_api_key(key)

@@ -53,7 +53,7 @@ async def principal(
     address = client_address(request)
     await limits.before_lookup(address, key_hash)
     try:
-        who = await c.identity.authenticate(token)
+        who = await c.identity.authenticate(token, key_hash)
     except AuthenticationError:
         await limits.failed_lookup(address)
         raise

@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from steadypay.errors import RateLimited
 from steadypay.http.responses import error_response
+from steadypay.keys import digest
 
 log = logging.getLogger(__name__)
 
@@ -280,12 +281,6 @@ def shared_storage(redis_url: str, timeout_s: float) -> Storage:
     )
 
 
-def bearer_key_hash(token: str) -> bytes:
-    """The stored form of a bearer key (SHA-256, as :func:`steadypay.identity.hash_api_key`:
-    identity is a context above this toolkit; a unit test keeps the two equal)."""
-    return hashlib.sha256(token.encode()).digest()
-
-
 class RefuseBlockedAddresses:
     """ASGI middleware of the payment API: a request from an address that this worker knows to
     be past its unknown-key budget, with a bearer key not known to be good, gets its 429 here,
@@ -317,5 +312,5 @@ class RefuseBlockedAddresses:
                     return None
                 client = scope.get("client")
                 address = client[0] if client else "unknown"
-                return await limits.early_refusal(address, bearer_key_hash(token))
+                return await limits.early_refusal(address, digest(token))
         return None

@@ -8,15 +8,12 @@ send it and drops the old one after). Their composition roots put a :class:`Serv
 ``/metrics`` (:func:`metrics_refusal`): with ``STEADYPAY_METRICS_TOKEN`` set, that bearer token
 is required from every client; unset, only loopback clients are answered.
 
-Comparisons are constant-time over SHA-256 digests (as ``identity.domain.same_secret`` does;
-identity is a context, above this toolkit, so it is not imported here) and a key is checked
-against every accepted key without stopping at the first match.
+Comparisons are constant-time over SHA-256 digests (:mod:`steadypay.keys`) and a key is
+checked against every accepted key without stopping at the first match.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 from collections.abc import Iterable
 from typing import Annotated, Any
@@ -25,6 +22,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from steadypay.errors import AuthenticationError, PermissionDenied, SteadypayError
+from steadypay.keys import digest, same_digest, same_secret
 
 internal_bearer = HTTPBearer(
     auto_error=False,
@@ -46,22 +44,13 @@ UNAUTHENTICATED: dict[int | str, dict[str, Any]] = {
 """The OpenAPI ``responses`` entry of a route behind :data:`INTERNAL`."""
 
 
-def _digest(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
-
-
-def same_secret(given: str, expected: str) -> bool:
-    """Constant-time comparison of two secrets of any length."""
-    return hmac.compare_digest(_digest(given), _digest(expected))
-
-
 class ServiceKeys:
     """The internal keys a service accepts (at least one)."""
 
     __slots__ = ("_digests",)
 
     def __init__(self, keys: Iterable[str]) -> None:
-        self._digests = tuple(_digest(k) for k in keys)
+        self._digests = tuple(digest(k) for k in keys)
         if not self._digests:
             raise RuntimeError(
                 "no internal service key: set STEADYPAY_INTERNAL_KEYS (or, outside "
@@ -73,10 +62,10 @@ class ServiceKeys:
 
     def accepts(self, given: str) -> bool:
         """Whether ``given`` is one of the keys; compares with every key, in constant time."""
-        digest = _digest(given)
+        given_digest = digest(given)
         found = False
         for expected in self._digests:
-            found |= hmac.compare_digest(digest, expected)
+            found |= same_digest(given_digest, expected)
         return found
 
 

@@ -17,7 +17,6 @@ from steadypay.identity.domain import (
     User,
     hash_api_key,
     new_api_key,
-    same_secret,
 )
 from steadypay.identity.service import Identity, OperatorKeys
 
@@ -32,5 +31,4 @@ __all__ = [
     "User",
     "hash_api_key",
     "new_api_key",
-    "same_secret",
 ]

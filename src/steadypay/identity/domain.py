@@ -6,14 +6,14 @@ same); slow password hashes protect low-entropy human passwords, which these are
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
+
+from steadypay.keys import digest
 
 API_KEY_PREFIX = "sp_"
 ADMIN_KEY_PREFIX = "sp_op_"
@@ -107,10 +107,5 @@ def new_admin_key_id() -> str:
     return "ak_" + secrets.token_hex(6)
 
 
-def hash_api_key(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
-
-
-def same_secret(given: str, expected: str) -> bool:
-    """Constant-time comparison of two secrets of any length."""
-    return hmac.compare_digest(hash_api_key(given), hash_api_key(expected))
+hash_api_key = digest
+"""A key's stored form (:func:`steadypay.keys.digest`)."""

@@ -24,8 +24,8 @@ from steadypay.identity.domain import (
     new_admin_key_id,
     new_api_key,
     operator,
-    same_secret,
 )
+from steadypay.keys import same_digest
 
 KEY_LOOKUPS = Counter(
     "steadypay_auth_key_lookups",
@@ -51,7 +51,7 @@ class Identity:
         if not admin_key:
             raise ValueError("an admin key is required")
         self._db = db
-        self._admin_key = admin_key
+        self._admin_digest = hash_api_key(admin_key)
         self.audit = Audit(db)
         self.operators = OperatorKeys(db)
 
@@ -82,12 +82,14 @@ class Identity:
             )
         return bool(found)
 
-    async def authenticate(self, token: str | None) -> Principal:
+    async def authenticate(self, token: str | None, key_hash: bytes | None = None) -> Principal:
         """The principal of a bearer token (the part after ``Bearer ``): the environment's
-        admin key, a live named admin key, or a user's key."""
+        admin key, a live named admin key, or a user's key. ``key_hash``: the token's
+        :func:`hash_api_key` when the caller has it already."""
         if not token:
             raise AuthenticationError()
-        if same_secret(token, self._admin_key):
+        key_hash = key_hash or hash_api_key(token)
+        if same_digest(key_hash, self._admin_digest):
             return ADMIN_PRINCIPAL
         async with self._db.reader().connection() as conn:
             row = await conn.fetchrow(
@@ -96,7 +98,7 @@ class Identity:
                 UNION ALL
                 SELECT id, true FROM admin_keys WHERE key_hash = $1 AND revoked_at IS NULL
                 """,
-                hash_api_key(token),
+                key_hash,
             )
         if row is None:
             KEY_LOOKUPS.labels("unknown").inc()
